@@ -1,0 +1,54 @@
+"""Orbax checkpoints in `workdir/checkpoints`: the train state plus JSON metadata (step, config, data position).
+
+Resume order: (1) read the config saved in the workdir, (2) build the abstract sharded state, (3) restore the
+latest step into it, (4) the data sampler continues at that step (its rows depend only on seed and step).
+"""
+
+from __future__ import annotations
+
+import os
+
+import orbax.checkpoint as ocp
+
+from dnajax.errors import UserError
+
+
+class Checkpointer:
+  def __init__(self, workdir: str, keep: int = 3, async_save: bool = True, create: bool = True):
+    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
+    if not create and not os.path.isdir(self.directory):
+      raise UserError(f"{workdir}: no checkpoints directory; train first with `dnajax train --workdir {workdir}`")
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=create)
+    self.manager = ocp.CheckpointManager(self.directory, options=options)
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self.manager.all_steps())
+
+  def save(self, step: int, state, meta: dict, force: bool = False) -> bool:
+    return self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                                           meta=ocp.args.JsonSave(meta)), force=force)
+
+  def restore_meta(self, step: int) -> dict:
+    return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+
+  def restore(self, step: int, abstract_state):
+    out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                             meta=ocp.args.JsonRestore()))
+    return out["state"], out["meta"]
+
+  def resolve_step(self, step: int | None) -> int:
+    steps = self.all_steps()
+    if not steps:
+      raise UserError(f"{self.directory}: holds no complete checkpoint; train first")
+    if step is None:
+      return max(steps)
+    if step not in steps:
+      raise UserError(f"{self.directory}: no checkpoint at step {step}; available: {', '.join(map(str, steps))}")
+    return step
+
+  def close(self) -> None:
+    self.manager.wait_until_finished()
+    self.manager.close()

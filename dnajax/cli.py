@@ -1,0 +1,147 @@
+"""The `dnajax` command: argument parsing only, one function call per verb.
+
+Every user-facing failure is one line on stderr, `dnajax: error: ...`, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dnajax.errors import UserError
+
+VERBS = ("prepare", "fetch", "train", "evaluate", "predict")
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message):  # one line, exit 2 (argparse's default prints the usage too)
+    raise UserError(f"{self.prog}: {message}; see `{self.prog} --help`")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="dnajax", description="Masked-nucleotide language models in JAX/Flax.")
+  sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+  s = sub.add_parser("prepare", help="FASTA/GenBank files -> a corpus directory with a train/val split")
+  s.add_argument("--input", nargs="+", required=True, help="FASTA/GenBank files or directories (.gz allowed)")
+  s.add_argument("--output", required=True, help="corpus directory to write")
+  s.add_argument("--format", choices=("fasta", "genbank"), help="input format (default: from the extension)")
+  s.add_argument("--val-fraction", type=float, default=0.1)
+  s.add_argument("--split", choices=("auto", "records", "blocks"), default="auto",
+                 help="hold out whole records, or a block at the end of each record (auto: records if >= 5)")
+  s.add_argument("--n-run", type=int, default=10, help="split records at runs of at least this many N")
+  s.add_argument("--min-len", type=int, default=64, help="drop segments shorter than this")
+  s.add_argument("--seed", type=int, default=0)
+  s.add_argument("--force", action="store_true", help="replace a different corpus at --output")
+
+  s = sub.add_parser("fetch", help="download nucleotide records from NCBI (cached)")
+  s.add_argument("accessions", nargs="+", metavar="ACCESSION")
+  s.add_argument("--output", required=True)
+  s.add_argument("--email", help="your e-mail address, sent to NCBI as E-utilities asks")
+  s.add_argument("--format", choices=("fasta", "genbank"), default="fasta")
+
+  s = sub.add_parser("train", help="train (or resume) a model in --workdir",
+                     epilog="Any config field can be overridden: --config.model.num_layers=2")
+  s.add_argument("--config", default="configs/default.py", help="config file (default configs/default.py)")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--data", nargs="+", help="FASTA/GenBank files or a prepared corpus (replaces data.sources)")
+  s.add_argument("--no-progress", action="store_true", help="no progress bar")
+  s.add_argument("--coordinator", help="host:port of process 0 (multi-process runs)")
+  s.add_argument("--num-processes", type=int)
+  s.add_argument("--process-id", type=int)
+
+  s = sub.add_parser("evaluate", help="masked accuracy / loss of a checkpoint on FASTA/GenBank files")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--input", nargs="+", required=True)
+  s.add_argument("--step", type=int, help="checkpoint step (default: latest)")
+  s.add_argument("--mask-rate", type=float, help="default: the training config's eval.mask_rate")
+  s.add_argument("--seed", type=int, help="mask seed (default: the training config's eval.seed)")
+  s.add_argument("--format", choices=("fasta", "genbank"))
+  s.add_argument("--json", action="store_true", help="print one JSON object")
+
+  s = sub.add_parser("predict", help="fill the '?' positions of a FASTA file")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--input", required=True, help="FASTA with ? at the positions to fill")
+  s.add_argument("--output", help="TSV path (the filled FASTA goes beside it); default: TSV on stdout")
+  s.add_argument("--step", type=int)
+  return p
+
+
+def _split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+  rest, overrides, i = [], [], 0
+  while i < len(argv):
+    a = argv[i]
+    if a.startswith("--config."):
+      key, eq, value = a[len("--config."):].partition("=")
+      if not eq:
+        if i + 1 >= len(argv):
+          raise UserError(f"{a}: missing value; write {a}=VALUE")
+        value, i = argv[i + 1], i + 1
+      overrides.append((key, value))
+    else:
+      rest.append(a)
+    i += 1
+  return rest, overrides
+
+
+def run(argv: list[str]) -> int:
+  argv, overrides = _split_overrides(argv)
+  args = _build_parser().parse_args(argv)
+  if overrides and args.verb != "train":
+    raise UserError(f"--config.* overrides apply to `dnajax train` only, not `{args.verb}`")
+  from dnajax import runtime
+  runtime.setup_logging()
+
+  if args.verb == "prepare":
+    from dnajax import corpus, io
+    files = io.expand_inputs(args.input)
+    records = io.read_files(files, args.format)
+    settings = corpus.SplitSettings(args.val_fraction, args.split, args.n_run, args.min_len, args.seed)
+    c = corpus.prepare(records, args.output, settings, sources=files, force=args.force)
+    splits = {k: sum(s["length"] for s in c.split(k)) for k in ("train", "val")}
+    print(f"prepared {args.output}: {len(c.segments)} segments from {c.index['num_records']} records, "
+          f"{splits['train']:,} train / {splits['val']:,} val bases (split by {c.index['split_mode']})")
+  elif args.verb == "fetch":
+    from dnajax import fetch
+    r = fetch.fetch(args.accessions, args.output, args.format, args.email)
+    print(f"wrote {r['records']} record(s) to {r['output']} ({r['from_cache']} from the cache)")
+  elif args.verb == "train":
+    from dnajax import config as config_lib
+    cfg = config_lib.load(args.config, overrides)
+    if args.data:
+      with cfg.data.unlocked():
+        cfg.data.sources = tuple(args.data)
+    runtime.initialize(args.coordinator, args.num_processes, args.process_id)
+    from dnajax import train
+    final = train.train_and_evaluate(cfg, args.workdir, show_progress=not args.no_progress)
+    if runtime.is_main():
+      print(f"final validation (step {final['checkpoint_step']}, {final['wall_seconds']:.0f} s): "
+            f"{train.describe_eval(final)}")
+  elif args.verb == "evaluate":
+    from dnajax import evaluate
+    r = evaluate.evaluate(args.workdir, args.input, args.step, args.mask_rate, args.seed, args.format)
+    print(json.dumps(r, indent=1) if args.json else evaluate.format_text(r))
+  elif args.verb == "predict":
+    from dnajax import predict
+    out, fasta = predict.predict(args.workdir, args.input, args.output, args.step)
+    if fasta is None:
+      sys.stdout.write(out)
+    else:
+      print(f"wrote {out} and {fasta}", file=sys.stderr)
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  try:
+    return run(sys.argv[1:] if argv is None else argv)
+  except UserError as e:
+    print(f"dnajax: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("dnajax: interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,191 @@
+"""Reading FASTA and GenBank files (plain, gzip or bgzip) into normalised token arrays.
+
+Every way a file can fail to be a nucleotide sequence file ends in one `UserError` line naming the file and,
+where it applies, the record and position. Nothing here writes anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gzip
+import io
+import os
+import zlib
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from Bio import SeqIO
+
+from dnajax import tokens
+from dnajax.errors import UserError
+
+FASTA_EXTS = (".fa", ".fasta", ".fna", ".ffn", ".fas", ".frn", ".seq", ".mfa")
+GENBANK_EXTS = (".gb", ".gbk", ".gbff", ".genbank", ".gbf")
+GZIP_EXTS = (".gz", ".bgz", ".bgzf")
+MAX_AMBIGUOUS_FRACTION = 0.10  # IUPAC ambiguity codes other than N above this: likely a protein
+
+
+@dataclasses.dataclass
+class Record:
+  """One normalised sequence. `ids` are token ids (A/C/G/T/N, or MASK for '?' where allowed)."""
+
+  name: str
+  ids: np.ndarray  # uint8[L]
+  soft_masked: np.ndarray  # bool[L]: lowercase in the file (a repeat in UCSC/Ensembl soft-masked genomes)
+  source: str
+
+
+def _strip_gz(name: str) -> str:
+  lower = name.lower()
+  for ext in GZIP_EXTS:
+    if lower.endswith(ext):
+      return lower[: -len(ext)]
+  return lower
+
+
+def is_sequence_file(path: str) -> bool:
+  base = _strip_gz(os.path.basename(path))
+  return base.endswith(FASTA_EXTS + GENBANK_EXTS)
+
+
+def expand_inputs(paths: Sequence[str]) -> list[str]:
+  """Files as given; directories replaced by the sequence files directly inside them (sorted)."""
+  out: list[str] = []
+  for p in paths:
+    if os.path.isdir(p):
+      found = sorted(os.path.join(p, f) for f in os.listdir(p)
+                     if is_sequence_file(f) and os.path.isfile(os.path.join(p, f)))
+      if not found:
+        raise UserError(f"{p}: directory holds no sequence files (expected extensions "
+                        f"{', '.join(FASTA_EXTS + GENBANK_EXTS)}, optionally .gz); pass files instead")
+      out.extend(found)
+    elif os.path.isfile(p):
+      out.append(p)
+    else:
+      raise UserError(f"{p}: no such file or directory; check the path")
+  if not out:
+    raise UserError("no input files given; pass at least one FASTA or GenBank file")
+  return out
+
+
+def _read_text(path: str) -> str:
+  """Whole file as text, decompressing gzip/bgzip by magic bytes; junk and truncation are user errors."""
+  try:
+    with open(path, "rb") as f:
+      raw = f.read()
+  except OSError as e:
+    raise UserError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from None
+  if raw[:2] == b"\x1f\x8b":
+    try:
+      raw = gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error):
+      raise UserError(f"{path}: gzip data is truncated or corrupt; download the file again") from None
+  if not raw.strip():
+    raise UserError(f"{path}: file is empty; expected FASTA or GenBank records")
+  head = raw[:65536]
+  printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
+  if b"\x00" in head or printable < 0.99 * len(head):
+    raise UserError(f"{path}: binary data, not a FASTA or GenBank text file; pass a sequence file")
+  return raw.decode("ascii", errors="replace")
+
+
+def _detect_format(path: str, text: str, fmt: str | None) -> str:
+  if fmt:
+    if fmt not in ("fasta", "genbank"):
+      raise UserError(f"{path}: unknown format {fmt!r}; use fasta or genbank")
+    return fmt
+  base = _strip_gz(os.path.basename(path))
+  if base.endswith(GENBANK_EXTS):
+    return "genbank"
+  if base.endswith(FASTA_EXTS):
+    return "fasta"
+  first = text.lstrip()[:5]
+  if first.startswith(">"):
+    return "fasta"
+  if first.startswith("LOCUS"):
+    return "genbank"
+  raise UserError(f"{path}: cannot tell the format from the extension or the first line; "
+                  "name it .fa/.gb or pass --format fasta|genbank")
+
+
+def _parse(path: str, text: str, fmt: str) -> Iterable[tuple[str, str]]:
+  """(record id, sequence letters) pairs; parser failures become user errors."""
+  if fmt == "fasta":
+    if not text.lstrip().startswith(">"):
+      raise UserError(f"{path}: not FASTA (the first non-blank line must start with '>'); "
+                      "pass --format genbank if it is GenBank")
+  elif not text.lstrip().startswith("LOCUS"):
+    raise UserError(f"{path}: not GenBank (the first line must start with LOCUS); pass --format fasta if it is FASTA")
+  try:
+    out = []
+    for rec in SeqIO.parse(io.StringIO(text), fmt):
+      try:
+        letters = str(rec.seq)
+      except Exception:  # Bio.Seq.UndefinedSequenceError: a GenBank record without ORIGIN data
+        raise UserError(f"{path}: record {rec.id}: has no sequence data; use a file that contains the sequence") from None
+      out.append((rec.id or f"record{len(out)}", letters))
+  except UserError:
+    raise
+  except Exception as e:  # Biopython raises ValueError/AssertionError on malformed or truncated files
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    raise UserError(f"{path}: malformed or truncated {fmt} file ({msg}); check the file is complete") from None
+  if not out:
+    raise UserError(f"{path}: no {fmt} records found; check the file")
+  if fmt == "genbank" and not text.rstrip().endswith("//"):
+    raise UserError(f"{path}: GenBank file is truncated (no closing '//'); download the file again")
+  return out
+
+
+def normalise(name: str, letters: str, path: str, allow_query: bool = False) -> Record:
+  """Letters -> token ids, soft-mask flags; rejects anything that is not a nucleotide sequence."""
+  if not letters:
+    raise UserError(f"{path}: record {name}: empty sequence; remove the record")
+  raw = np.frombuffer(letters.encode("ascii", errors="replace"), dtype=np.uint8)
+  ids = tokens.ENCODE_TABLE[raw]
+  bad = ids == tokens.INVALID
+  if not allow_query:
+    bad |= ids == tokens.MASK
+  if bad.any():
+    pos = int(np.argmax(bad))
+    hint = "'?' marks positions to fill and is accepted by predict only" if letters[pos] == "?" else \
+        "is this a protein FASTA? dnajax reads DNA/RNA only"
+    raise UserError(f"{path}: record {name}: position {pos}: letter {letters[pos]!r} is not an IUPAC nucleotide "
+                    f"code; {hint}")
+  upper = raw & 0xDF  # ASCII upper-case
+  ambiguous = (ids == tokens.N) & (upper != ord("N"))
+  if ambiguous.mean() > MAX_AMBIGUOUS_FRACTION:
+    raise UserError(f"{path}: record {name}: {100 * ambiguous.mean():.0f}% IUPAC ambiguity codes other than N; "
+                    "likely a protein sequence, dnajax reads DNA/RNA only")
+  soft = (raw >= ord("a")) & (ids != tokens.MASK)
+  return Record(name=name, ids=ids.astype(np.uint8), soft_masked=soft, source=path)
+
+
+def read_file(path: str, fmt: str | None = None, allow_query: bool = False) -> list[Record]:
+  text = _read_text(path)
+  fmt = _detect_format(path, text, fmt)
+  return [normalise(name, letters, path, allow_query) for name, letters in _parse(path, text, fmt)]
+
+
+def read_files(paths: Sequence[str], fmt: str | None = None, allow_query: bool = False) -> list[Record]:
+  records: list[Record] = []
+  for path in expand_inputs(paths):
+    records.extend(read_file(path, fmt, allow_query))
+  return records
+
+
+def split_segments(rec: Record, n_run: int, min_len: int) -> list[tuple[int, int]]:
+  """[start, end) pieces of `rec` between runs of >= n_run N's, keeping those of >= min_len bases."""
+  is_n = rec.ids == tokens.N
+  if n_run <= 0 or not is_n.any():
+    return [(0, len(rec.ids))] if len(rec.ids) >= min_len else []
+  # Boundaries of N runs.
+  padded = np.concatenate([[False], is_n, [False]])
+  edges = np.flatnonzero(padded[1:] != padded[:-1])
+  starts, ends = edges[0::2], edges[1::2]
+  long_runs = [(s, e) for s, e in zip(starts, ends) if e - s >= n_run]
+  pieces, cur = [], 0
+  for s, e in long_runs:
+    pieces.append((cur, int(s)))
+    cur = int(e)
+  pieces.append((cur, len(rec.ids)))
+  return [(s, e) for s, e in pieces if e - s >= min_len]

@@ -1,0 +1,168 @@
+"""The masked-nucleotide encoder (Flax NNX): token embedding, RoPE or learned positions, pre-LayerNorm blocks,
+final norm, projection to the vocabulary.
+
+The model knows nothing of configs, files or devices. Parameters carry logical axis names (`vocab`, `embed`,
+`heads`, `kv`, `mlp`, `length`); `dnajax.sharding` maps them to mesh axes. Parameters are float32; activations use
+`ModelConfig.dtype`. Dropout draws from the key passed to `__call__`, so the step function stays pure.
+
+Letters: B batch, L length, D d_model, N heads, H head dim, F d_ff, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from dnajax import attention, tokens
+
+nnx.use_eager_sharding(False)  # parameters get their sharding from jit out_shardings, never eagerly
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  vocab_size: int = tokens.VOCAB_SIZE
+  d_model: int = 128
+  num_heads: int = 4
+  num_layers: int = 4
+  d_ff: int = 512
+  dropout: float = 0.0
+  max_len: int = 512  # only bounds learned positions; RoPE works at any length
+  pos_encoding: str = "rope"  # rope | learned
+  mlp: str = "gelu"  # gelu | swiglu
+  tie_embeddings: bool = False
+  dtype: str = "float32"  # float32 | bfloat16 (activations; parameters stay float32)
+  attention: str = "xla"  # see dnajax.attention.IMPLEMENTATIONS
+  rope_base: float = 10000.0
+
+  def __post_init__(self):
+    if self.d_model % self.num_heads:
+      raise ValueError(f"model.d_model={self.d_model} is not divisible by model.num_heads={self.num_heads}")
+    if self.pos_encoding not in ("rope", "learned"):
+      raise ValueError(f"model.pos_encoding={self.pos_encoding!r}: use rope or learned")
+    if self.mlp not in ("gelu", "swiglu"):
+      raise ValueError(f"model.mlp={self.mlp!r}: use gelu or swiglu")
+    if self.dtype not in ("float32", "bfloat16"):
+      raise ValueError(f"model.dtype={self.dtype!r}: use float32 or bfloat16")
+    if self.attention not in attention.IMPLEMENTATIONS:
+      raise ValueError(f"model.attention={self.attention!r}: use one of {', '.join(attention.IMPLEMENTATIONS)}")
+    if self.pos_encoding == "rope" and (self.d_model // self.num_heads) % 2:
+      raise ValueError("RoPE needs an even head dimension (d_model / num_heads)")
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.num_heads
+
+
+def _param(rngs: nnx.Rngs, init, shape, names) -> nnx.Param:
+  return nnx.Param(init(rngs.params(), shape, jnp.float32), out_sharding=names)
+
+
+_dense_init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
+
+
+def _dropout(x, rate: float, key):
+  if key is None or rate <= 0.0:
+    return x
+  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+
+
+class LayerNorm(nnx.Module):
+  def __init__(self, dim: int):
+    self.scale = nnx.Param(jnp.ones((dim,), jnp.float32), out_sharding=("embed",))
+    self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32), out_sharding=("embed",))
+
+  def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
+    x = x_BxLxD.astype(jnp.float32)
+    mean = x.mean(-1, keepdims=True)
+    var = jnp.square(x - mean).mean(-1, keepdims=True)
+    y = (x - mean) * jax.lax.rsqrt(var + 1e-6) * self.scale[...] + self.bias[...]
+    return y.astype(x_BxLxD.dtype)
+
+
+def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
+  """Rotary position embedding (rotate-half form) over the last axis."""
+  L, H = x_BxLxNxH.shape[1], x_BxLxNxH.shape[-1]
+  inv_freq = base ** (-jnp.arange(0, H, 2, dtype=jnp.float32) / H)
+  angles_LxH2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+  sin = jnp.sin(angles_LxH2)[None, :, None, :]
+  cos = jnp.cos(angles_LxH2)[None, :, None, :]
+  x = x_BxLxNxH.astype(jnp.float32)
+  x1, x2 = x[..., : H // 2], x[..., H // 2:]
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxLxNxH.dtype)
+
+
+class Block(nnx.Module):
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.cfg = cfg
+    D, N, H, F = cfg.d_model, cfg.num_heads, cfg.head_dim, cfg.d_ff
+    self.ln_attn = LayerNorm(D)
+    self.qkv = _param(rngs, _dense_init, (D, 3, N, H), ("embed", None, "heads", "kv"))
+    self.out = _param(rngs, nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=(0, 1),
+                                                              out_axis=2), (N, H, D), ("heads", "kv", "embed"))
+    self.ln_mlp = LayerNorm(D)
+    n_in = 2 if cfg.mlp == "swiglu" else 1
+    self.w_in = _param(rngs, nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=0,
+                                                               out_axis=(1, 2)), (D, n_in, F), ("embed", None, "mlp"))
+    self.w_out = _param(rngs, _dense_init, (F, D), ("mlp", "embed"))
+
+  def __call__(self, x_BxLxD, mask_BxL, key):
+    cfg, dt = self.cfg, x_BxLxD.dtype
+    keys = jax.random.split(key, 3) if key is not None else (None,) * 3
+    h = self.ln_attn(x_BxLxD)
+    qkv_BxLx3xNxH = jnp.einsum("bld,dknh->blknh", h, self.qkv[...].astype(dt))
+    q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (qkv_BxLx3xNxH[:, :, i] for i in range(3))
+    if cfg.pos_encoding == "rope":
+      q_BxLxNxH, k_BxLxNxH = rope(q_BxLxNxH, cfg.rope_base), rope(k_BxLxNxH, cfg.rope_base)
+    a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
+    a_BxLxD = jnp.einsum("blnh,nhd->bld", a_BxLxNxH, self.out[...].astype(dt))
+    x_BxLxD = x_BxLxD + _dropout(a_BxLxD, cfg.dropout, keys[0])
+    h = self.ln_mlp(x_BxLxD)
+    u_BxLxKxF = jnp.einsum("bld,dkf->blkf", h, self.w_in[...].astype(dt))
+    if cfg.mlp == "swiglu":
+      u_BxLxF = jax.nn.silu(u_BxLxKxF[:, :, 0]) * u_BxLxKxF[:, :, 1]
+    else:
+      u_BxLxF = jax.nn.gelu(u_BxLxKxF[:, :, 0])
+    u_BxLxF = _dropout(u_BxLxF, cfg.dropout, keys[1])
+    m_BxLxD = jnp.einsum("blf,fd->bld", u_BxLxF, self.w_out[...].astype(dt))
+    return x_BxLxD + _dropout(m_BxLxD, cfg.dropout, keys[2])
+
+
+class Encoder(nnx.Module):
+  """tokens int[B, L] -> logits float32[B, L, V]. Padding (PAD) keys are masked out of attention."""
+
+  def __init__(self, cfg: ModelConfig, rngs: nnx.Rngs):
+    self.cfg = cfg
+    self.embed = _param(rngs, nnx.initializers.normal(1.0), (cfg.vocab_size, cfg.d_model), ("vocab", "embed"))
+    if cfg.pos_encoding == "learned":
+      self.pos = _param(rngs, nnx.initializers.normal(0.02), (cfg.max_len, cfg.d_model), ("length", "embed"))
+    for i in range(cfg.num_layers):
+      setattr(self, f"layer_{i}", Block(cfg, rngs))
+    self.ln_final = LayerNorm(cfg.d_model)
+    if not cfg.tie_embeddings:
+      self.head = _param(rngs, _dense_init, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"))
+    self.head_bias = nnx.Param(jnp.zeros((cfg.vocab_size,), jnp.float32), out_sharding=("vocab",))
+
+  def __call__(self, tokens_BxL: jax.Array, dropout_key: jax.Array | None = None) -> jax.Array:
+    cfg = self.cfg
+    dt = jnp.dtype(cfg.dtype)
+    L = tokens_BxL.shape[1]
+    mask_BxL = tokens_BxL != tokens.PAD
+    x_BxLxD = jnp.take(self.embed[...], tokens_BxL, axis=0)
+    if cfg.pos_encoding == "learned":
+      x_BxLxD = x_BxLxD + self.pos[...][:L][None]
+    x_BxLxD = x_BxLxD.astype(dt)
+    for i in range(cfg.num_layers):
+      key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
+      x_BxLxD = getattr(self, f"layer_{i}")(x_BxLxD, mask_BxL, key)
+    h_BxLxD = self.ln_final(x_BxLxD)
+    w_DxV = self.embed[...].T if cfg.tie_embeddings else self.head[...]
+    logits_BxLxV = jnp.einsum("bld,dv->blv", h_BxLxD, w_DxV.astype(dt)).astype(jnp.float32)
+    return logits_BxLxV + self.head_bias[...]
+
+
+def count_params(params) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(params)))

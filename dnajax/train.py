@@ -1,0 +1,353 @@
+"""Training: state creation (abstract, sharded), the pure jitted steps, and the loop.
+
+`train_step(state, batch) -> (state, metrics)` and `eval_step(params, batch) -> sums` are module-level pure
+functions, jitted once with explicit shardings over the mesh; the state is donated. Metrics stay on the device and
+are read every `log_every` steps, one step late, so the loop never waits on the device in between. The state is a
+dict {step, params, opt_state} of arrays: what orbax saves, and what any mesh can restore.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import json
+import logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import psutil
+from flax import nnx
+from tqdm import tqdm
+
+from dnajax import checkpoint, config as config_lib, corpus as corpus_lib, data, metrics, optim, runtime, \
+    sharding, synthetic, tokens
+from dnajax.errors import UserError
+from dnajax.model import Encoder, ModelConfig, count_params
+
+log = logging.getLogger("dnajax")
+
+
+# ----------------------------------------------------------------------------------------------- Model and state
+def model_config(cfg) -> ModelConfig:
+  try:
+    return ModelConfig(**cfg.model.to_dict())
+  except (ValueError, TypeError) as e:
+    raise UserError(f"config: {e}; fix --config.model.*") from None
+
+
+def model_graph(mcfg: ModelConfig):
+  """(graphdef, logical PartitionSpecs of the params) without allocating parameters."""
+  abstract = nnx.eval_shape(lambda: Encoder(mcfg, nnx.Rngs(0)))
+  graphdef, params = nnx.split(abstract, nnx.Param)
+  return graphdef, nnx.to_pure_dict(nnx.get_partition_spec(params))
+
+
+def create_state(mcfg: ModelConfig, tx: optax.GradientTransformation, seed: int) -> dict:
+  model = Encoder(mcfg, nnx.Rngs(seed))
+  params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+  return {"step": jnp.zeros((), jnp.int32), "params": params, "opt_state": tx.init(params)}
+
+
+def state_shardings(mcfg, tx, mesh, rules, seed: int = 0):
+  """(abstract state, its NamedShardings): parameters by their logical axes, optimizer moments like their
+  parameters, everything else replicated."""
+  _, specs = model_graph(mcfg)
+  abstract = jax.eval_shape(functools.partial(create_state, mcfg, tx, seed))
+  param_sh = sharding.tree_shardings(specs, abstract["params"], mesh, rules)
+  repl = sharding.replicated(mesh)
+  opt_sh = optax.tree_map_params(tx, lambda _, s: s, abstract["opt_state"], param_sh,
+                                 transform_non_params=lambda _: repl)
+  shardings = {"step": repl, "params": param_sh, "opt_state": opt_sh}
+  abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+  return abstract, shardings
+
+
+# ---------------------------------------------------------------------------------------------------- Steps
+def loss_and_sums(params, batch, key, *, graphdef, denom):
+  logits_BxLxV = nnx.merge(graphdef, params)(batch["inputs"].astype(jnp.int32), key)
+  targets_BxL = batch["targets"].astype(jnp.int32)
+  w_BxL = batch["weights"].astype(jnp.float32)
+  ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
+  loss_sum = (ce_BxL * w_BxL).sum()
+  pred_BxL = jnp.argmax(logits_BxLxV[..., tokens.A:tokens.T + 1], -1) + tokens.A
+  correct = ((pred_BxL == targets_BxL) * w_BxL).sum()
+  return loss_sum / denom, (loss_sum, correct)
+
+
+def train_step(state, batch, *, graphdef, tx, schedule, seed: int, dropout: float, grad_accum: int):
+  step = state["step"]
+  key = jax.random.fold_in(jax.random.key(seed), step) if dropout > 0 else None
+  count = batch["weights"].astype(jnp.float32).sum()
+  grad_fn = jax.grad(functools.partial(loss_and_sums, graphdef=graphdef, denom=jnp.maximum(count, 1.0)),
+                     has_aux=True)
+  if grad_accum == 1:
+    grads, (loss_sum, correct) = grad_fn(state["params"], batch, key)
+  else:
+    micro = jax.tree.map(lambda x: x.reshape((grad_accum, -1) + x.shape[1:]), batch)
+
+    def body(carry, inp):
+      i, mb = inp
+      k = None if key is None else jax.random.fold_in(key, i)
+      g, (ls, c) = grad_fn(state["params"], mb, k)
+      return jax.tree.map(jnp.add, carry, (g, ls, c)), None
+
+    zeros = (jax.tree.map(jnp.zeros_like, state["params"]), jnp.zeros(()), jnp.zeros(()))
+    (grads, loss_sum, correct), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro))
+  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+  params = optax.apply_updates(state["params"], updates)
+  out = {"step": step + 1, "params": params, "opt_state": opt_state}
+  return out, {"loss_sum": loss_sum, "correct": correct, "count": count, "grad_norm": optax.tree.norm(grads),
+               "lr": schedule(step)}
+
+
+def eval_step(params, batch, *, graphdef):
+  logits_BxLxV = nnx.merge(graphdef, params)(batch["inputs"].astype(jnp.int32))
+  return metrics.eval_sums(logits_BxLxV, batch["targets"], batch["weights"], batch["strata"].astype(jnp.int32))
+
+
+def predict_step(params, inputs_BxL, *, graphdef):
+  """p(A, C, G, T) at every position, renormalised over the four bases, float32[B, L, 4]."""
+  logits_BxLxV = nnx.merge(graphdef, params)(inputs_BxL.astype(jnp.int32))
+  return jnp.exp(metrics.base_log_probs(logits_BxLxV))
+
+
+# ---------------------------------------------------------------------------------------- Compiled functions
+class Program:
+  """The model, mesh and jitted functions for one config: everything train/evaluate/predict share."""
+
+  def __init__(self, cfg, mesh=None):
+    self.cfg = cfg
+    self.mcfg = model_config(cfg)
+    self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
+    self.rules = sharding.DEFAULT_RULES
+    self.graphdef, _ = model_graph(self.mcfg)
+    self.tx, self.schedule = optim.make_optimizer(cfg.opt, cfg.train.steps)
+    self.abstract_state, self.state_sh = state_shardings(self.mcfg, self.tx, self.mesh, self.rules)
+    self.batch_sh = sharding.batch_sharding(self.mesh)
+    repl = sharding.replicated(self.mesh)
+    self.init = jax.jit(functools.partial(create_state, self.mcfg, self.tx, cfg.train.seed),
+                        out_shardings=self.state_sh)
+    self.train_step = jax.jit(
+        functools.partial(train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
+                          seed=cfg.train.seed, dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum),
+        in_shardings=(self.state_sh, self.batch_sh), out_shardings=(self.state_sh, repl), donate_argnums=0)
+    self.eval_step = jax.jit(functools.partial(eval_step, graphdef=self.graphdef),
+                             in_shardings=(self.state_sh["params"], self.batch_sh), out_shardings=repl)
+    self.predict_step = jax.jit(functools.partial(predict_step, graphdef=self.graphdef),
+                                in_shardings=(self.state_sh["params"], self.batch_sh),
+                                out_shardings=sharding.batch_sharding(self.mesh, 3))
+
+  def restore(self, ckpt: checkpoint.Checkpointer, step: int):
+    return ckpt.restore(step, self.abstract_state)
+
+  def evaluate(self, params, inputs, targets, weights, strata, batch_size: int) -> dict[str, np.ndarray]:
+    """Sums over all windows; the last batch is padded with empty rows (weight 0), never dropped."""
+    W, L = inputs.shape
+    n_batches = max(1, -(-W // batch_size))
+    pad = n_batches * batch_size - W
+
+    def padded(x, fill):
+      return np.concatenate([x, np.full((pad, L), fill, dtype=x.dtype)]) if pad else x
+
+    arrays = {"inputs": padded(inputs, tokens.PAD), "targets": padded(targets, tokens.PAD),
+              "weights": padded(weights.astype(np.float32), 0), "strata": padded(strata.astype(np.int32), 0)}
+    rows = sharding.process_rows(batch_size)
+    total = None
+    for b in range(n_batches):
+      local = {k: v[b * batch_size + rows.start:b * batch_size + rows.stop] for k, v in arrays.items()}
+      sums = self.eval_step(params, sharding.to_global(self.mesh, local))
+      total = sums if total is None else jax.tree.map(jnp.add, total, sums)
+    return jax.device_get(total)
+
+
+# ------------------------------------------------------------------------------------------------ Validation
+class Validation:
+  """Fixed validation windows and masks, with the baselines and (for synthetic data) the Bayes limit."""
+
+  def __init__(self, cfg, corpus: corpus_lib.Corpus):
+    w = corpus_lib.split_windows(corpus, "val", cfg.data.seq_len, cfg.eval.max_windows)
+    if not len(w.ids):
+      raise UserError(f"{corpus.path}: the validation split is empty; raise data.val_fraction or add records")
+    self.inputs, self.targets, self.weights = corpus_lib.eval_masks(w.ids, cfg.eval.mask_rate, cfg.eval.seed)
+    self.strata = w.soft.astype(np.int32)
+    self.soft_masked = bool(w.soft.any())
+    self.baselines = {"uniform": 0.25,
+                      "majority_base": metrics.majority_base_accuracy(corpus.base_counts("train"), self.targets,
+                                                                      self.weights)["masked_accuracy"]}
+    self.bayes = None
+    if corpus.synthetic:
+      s = synthetic.bayes_sums(synthetic.get_hmm(corpus.synthetic), self.inputs, self.targets, self.weights)
+      self.bayes = {"masked_accuracy": s["correct"] / s["count"], "loss": s["nll"] / s["count"]}
+
+  def run(self, program: Program, params) -> dict:
+    sums = program.evaluate(params, self.inputs, self.targets, self.weights, self.strata, program.cfg.eval.batch)
+    out = metrics.report(sums, self.soft_masked)
+    out["baselines"] = dict(self.baselines)
+    if self.bayes:
+      out["bayes"] = dict(self.bayes)
+      out["fraction_of_bayes"] = out["masked_accuracy"] / self.bayes["masked_accuracy"]
+      out["excess_loss"] = out["loss"] - self.bayes["loss"]
+    return out
+
+
+def describe_eval(m: dict) -> str:
+  s = f"masked_accuracy {m['masked_accuracy']:.4f}, loss {m['loss']:.4f} nats"
+  if "bayes" in m:
+    s += (f" | Bayes-optimal {m['bayes']['masked_accuracy']:.4f} ({100 * m['fraction_of_bayes']:.1f}% of it), "
+          f"Bayes loss {m['bayes']['loss']:.4f}")
+  s += f" | majority base {m['baselines']['majority_base']:.4f}, uniform 0.25"
+  return s
+
+
+# ---------------------------------------------------------------------------------------------------- Loop
+class _Logger:
+  def __init__(self, workdir: str, tensorboard: bool):
+    self.main = runtime.is_main()
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.writer = None
+    if self.main and tensorboard:
+      from tensorboardX import SummaryWriter
+      self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, split: str, values: dict) -> None:
+    if not self.main:
+      return
+    with open(self.path, "a") as f:
+      f.write(json.dumps({"step": step, "split": split, **values}) + "\n")
+    if self.writer:
+      for k, v in values.items():
+        if isinstance(v, (int, float)) and math.isfinite(v):
+          self.writer.add_scalar(f"{split}/{k}", v, step)
+        elif isinstance(v, dict):
+          for k2, v2 in v.items():
+            if isinstance(v2, (int, float)) and math.isfinite(v2):
+              self.writer.add_scalar(f"{split}/{k}/{k2}", v2, step)
+      self.writer.flush()
+
+  def close(self):
+    if self.writer:
+      self.writer.close()
+
+
+def _device_memory() -> float | None:
+  try:
+    stats = jax.local_devices()[0].memory_stats()
+  except Exception:
+    return None
+  return stats.get("bytes_in_use") / 2**30 if stats and "bytes_in_use" in stats else None
+
+
+def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: int | None = None) -> dict:
+  """Train (resuming from the latest checkpoint in `workdir` if any); returns the final validation metrics.
+
+  `stop_at` ends this run early at that step (validated and checkpointed) while the schedule still spans
+  `train.steps`: rerunning continues exactly where it stopped.
+  """
+  t_start = time.time()
+  program = Program(cfg)  # validates the config before anything is written
+  os.makedirs(workdir, exist_ok=True)
+  log.info("%s", runtime.describe(program.mesh))
+  if runtime.is_main():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config_lib.to_json(cfg))
+
+  # Input.
+  corpus = data.build_corpus(cfg.data, workdir, cfg.train.seed)
+  sampler = corpus_lib.WindowSampler(corpus, cfg.data.seq_len, cfg.data.mask_rate, cfg.train.seed,
+                                     cfg.data.max_n_fraction, cfg.data.reverse_complement)
+  if cfg.train.global_batch % cfg.train.grad_accum:
+    raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by "
+                    f"train.grad_accum={cfg.train.grad_accum}")
+  rows = sharding.process_rows(cfg.train.global_batch)
+  validation = Validation(cfg, corpus)
+  log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
+           corpus.index["total_bases"], len(corpus.split("train")), len(corpus.split("val")),
+           int(validation.weights.sum()),
+           f", Bayes-optimal accuracy {validation.bayes['masked_accuracy']:.4f}" if validation.bayes else "")
+
+  # State: restore the latest checkpoint or initialise.
+  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save)
+  start = ckpt.latest_step()
+  if start is not None:
+    state, _ = program.restore(ckpt, start)
+    log.info("resumed from checkpoint step %d", start)
+  else:
+    state, start = program.init(), 0
+  log.info("model: %s parameters", f"{count_params(state['params']):,}")
+  logger = _Logger(workdir, cfg.log.tensorboard)
+  total, tokens_per_step = cfg.train.steps, cfg.train.global_batch * cfg.data.seq_len
+  if stop_at is not None:
+    total = max(min(total, stop_at), start)
+  final = None
+
+  def meta(step):
+    return {"step": step, "config": cfg.to_dict(), "data_position": {"next_step": step}}
+
+  def host_batch(step):
+    return sampler.rows(step, rows)
+
+  timer = {"t0": time.time(), "steps_done": start}
+
+  def log_window(window, end_step):
+    vals = jax.device_get(window)
+    loss_sum = sum(float(v["loss_sum"]) for v in vals)
+    count = max(sum(float(v["count"]) for v in vals), 1.0)
+    if not math.isfinite(loss_sum):
+      raise UserError(f"training diverged: non-finite loss between steps {end_step - len(vals) + 1} and "
+                      f"{end_step}; lower opt.learning_rate or raise opt.warmup_steps")
+    now = time.time()
+    tps = (end_step - timer["steps_done"]) * tokens_per_step / max(now - timer["t0"], 1e-9)
+    timer.update(t0=now, steps_done=end_step)
+    rec = {"loss": loss_sum / count, "masked_accuracy": sum(float(v["correct"]) for v in vals) / count,
+           "grad_norm": float(vals[-1]["grad_norm"]), "learning_rate": float(vals[-1]["lr"]),
+           "tokens_per_second": tps, "host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+    rec["perplexity"] = math.exp(min(rec["loss"], 50.0))
+    mem = _device_memory()
+    if mem is not None:
+      rec["device_memory_gib"] = mem
+    logger.write(end_step, "train", rec)
+    bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['masked_accuracy']:.3f}", tok_s=f"{tps:,.0f}")
+
+  pool = concurrent.futures.ThreadPoolExecutor(1)
+  try:
+    bar = tqdm(total=total, initial=start, disable=not (show_progress and runtime.is_main()), unit="step",
+               dynamic_ncols=True)
+    next_batch = pool.submit(host_batch, start) if start < total else None
+    pending = []
+    for step in range(start, total):
+      batch = sharding.to_global(program.mesh, next_batch.result())
+      if step + 1 < total:
+        next_batch = pool.submit(host_batch, step + 1)
+      state, m = program.train_step(state, batch)
+      done = step + 1
+      pending.append(m)
+      # A window's metrics are read once the step after it has been dispatched (one step late: no stall).
+      if len(pending) == cfg.train.log_every + 1:
+        log_window(pending[:-1], done - 1)
+        pending = pending[-1:]
+      if done == total and pending:
+        log_window(pending, done)
+        pending = []
+      if done % cfg.train.eval_every == 0 or done == total:
+        final = validation.run(program, state["params"])
+        logger.write(done, "val", final)
+        if runtime.is_main():
+          tqdm.write(f"step {done}: validation {describe_eval(final)}")
+      if done % cfg.ckpt.every == 0 or done == total:
+        ckpt.save(done, state, meta(done), force=True)
+      bar.update(1)
+    bar.close()
+    if final is None:  # nothing left to train: report the restored state
+      final = validation.run(program, state["params"])
+  finally:
+    pool.shutdown(wait=True)
+    ckpt.close()
+    logger.close()
+  final["checkpoint_step"] = int(total if start < total else start)
+  final["wall_seconds"] = time.time() - t_start
+  return final

@@ -1,0 +1,37 @@
+import pytest
+
+from dnajax import config
+from dnajax.errors import UserError
+
+
+def test_overrides_and_types():
+  c = config.load("configs/default.py", [("model.num_layers", "2"), ("opt.learning_rate", "1e-3"),
+                                         ("data.reverse_complement", "true"), ("data.sources", "a.fa,b.fa")])
+  assert c.model.num_layers == 2 and c.opt.learning_rate == 1e-3 and c.data.reverse_complement is True
+  assert c.data.sources == ("a.fa", "b.fa")
+
+
+@pytest.mark.parametrize("key,value,needle", [("model.num_layer", "2", "unknown config key"),
+                                              ("modl.num_layers", "2", "unknown config group"),
+                                              ("model.num_layers", "two", "expected a int")])
+def test_bad_overrides(key, value, needle):
+  with pytest.raises(UserError, match=needle):
+    config.load("configs/default.py", [(key, value)])
+
+
+def test_every_config_loads_and_round_trips():
+  for name in ("default", "tiny", "seed", "small", "base", "large"):
+    c = config.load(name)
+    assert config.from_json(config.to_json(c)).to_dict() == c.to_dict()
+
+
+def test_seed_config_is_the_prototype():
+  c = config.load("configs/seed.py")
+  assert (c.model.d_model, c.model.num_heads, c.model.num_layers, c.model.dropout) == (32, 4, 2, 0.02)
+  assert (c.data.mask_rate, c.data.val_fraction, c.data.seq_len, c.train.global_batch) == (0.3, 0.2, 128, 64)
+  assert c.opt.learning_rate == 1e-3 and c.data.sources == ("synthetic:iid",)
+
+
+def test_missing_config_file():
+  with pytest.raises(UserError, match="no such file"):
+    config.load("configs/nope.py")

@@ -1,0 +1,72 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from dnajax import tokens, train
+from dnajax.model import Encoder, ModelConfig
+
+
+def _model(**kw):
+  cfg = ModelConfig(**{"d_model": 32, "num_heads": 4, "num_layers": 2, "d_ff": 64, **kw})
+  return Encoder(cfg, nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("kw", [{}, {"pos_encoding": "learned", "max_len": 64}, {"mlp": "swiglu"},
+                                {"tie_embeddings": True}, {"attention": "einsum"}, {"dtype": "bfloat16"}])
+def test_shapes_and_dtypes(kw):
+  logits = _model(**kw)(jnp.full((3, 40), tokens.A, jnp.int32))
+  assert logits.shape == (3, 40, tokens.VOCAB_SIZE) and logits.dtype == jnp.float32
+  assert jnp.isfinite(logits).all()
+
+
+def test_padding_does_not_change_real_positions():
+  m = _model()
+  ids = np.random.default_rng(0).integers(tokens.A, tokens.T + 1, (2, 30))
+  padded = np.concatenate([ids, np.full((2, 10), tokens.PAD)], axis=1)
+  np.testing.assert_allclose(m(jnp.asarray(ids))[:, :30], m(jnp.asarray(padded))[:, :30], atol=2e-5)
+
+
+def test_attention_implementations_agree():
+  ids = jnp.asarray(np.random.default_rng(1).integers(tokens.A, tokens.MASK + 5, (2, 24)))
+  a, b = _model(attention="xla")(ids), _model(attention="einsum")(ids)
+  np.testing.assert_allclose(a, b, atol=2e-5)
+
+
+def test_logical_axis_names_on_parameters():
+  _, specs = train.model_graph(ModelConfig(d_model=32, num_heads=4, num_layers=1, d_ff=64))
+  assert tuple(specs["embed"]) == ("vocab", "embed")
+  assert tuple(specs["layer_0"]["qkv"]) == ("embed", None, "heads", "kv")
+  assert tuple(specs["layer_0"]["w_out"]) == ("mlp", "embed")
+
+
+def test_bad_model_config():
+  with pytest.raises(ValueError, match="divisible"):
+    ModelConfig(d_model=30, num_heads=4)
+
+
+def test_loss_ignores_unmasked_positions():
+  """Changing the target at a weight-0 position changes neither the loss nor the gradients."""
+  m = _model()
+  graphdef, params = nnx.split(m, nnx.Param)
+  params = nnx.to_pure_dict(params)
+  rng = np.random.default_rng(2)
+  ids = rng.integers(tokens.A, tokens.T + 1, (2, 16)).astype(np.int32)
+  weights = np.zeros((2, 16), np.float32)
+  weights[:, ::4] = 1
+  other = ids.copy()
+  other[weights == 0] = tokens.A + (other[weights == 0] - tokens.A + 1) % 4
+
+  def loss(targets):
+    batch = {"inputs": jnp.asarray(ids), "targets": jnp.asarray(targets), "weights": jnp.asarray(weights)}
+    return jax.value_and_grad(lambda p: train.loss_and_sums(p, batch, None, graphdef=graphdef, denom=8.0)[0])(params)
+
+  (l1, g1), (l2, g2) = loss(ids), loss(other)
+  assert float(l1) == float(l2)
+  for x, y in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    np.testing.assert_array_equal(x, y)
+  # ...while a masked target does matter.
+  third = ids.copy()
+  third[0, 0] = tokens.A + (third[0, 0] - tokens.A + 1) % 4
+  assert float(loss(third)[0]) != float(l1)
