@@ -53,6 +53,7 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
     out["baselines"]["majority_base_of_training_data"] = metrics.majority_base_accuracy(train_counts, targets,
                                                                                         weights)
   out.update(checkpoint_step=step, mask_rate=mask_rate, seed=seed, inputs=list(inputs),
+             devices=int(program.mesh.devices.size),
              num_sequences=len(records), num_windows=int(len(w.ids)), seq_len=cfg.data.seq_len)
   return out
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Run one dnajax verb as N local processes joined by jax.distributed on 127.0.0.1 (CPU devices).
+#
+# Needs: dnajax installed (make install); free TCP port (default 12355).
+# Usage:  launch/local_multiprocess.sh N [--devices-per-process K] [--port P] VERB ARGS...
+# e.g.    launch/local_multiprocess.sh 2 --devices-per-process 4 train --config configs/tiny.py --workdir runs/mp
+# Every process runs the same command; process 0 writes logs and metrics; checkpoints are saved by all together.
+set -euo pipefail
+if [ $# -lt 2 ]; then sed -n '2,8p' "$0" >&2; exit 2; fi
+n=$1; shift
+devices=1; port=12355
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --devices-per-process) devices=$2; shift 2 ;;
+    --port) port=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
+verb=$1; shift
+here=$(cd "$(dirname "$0")/.." && pwd)
+dnajax=${DNAJAX:-$here/.venv/bin/dnajax}
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null || true' INT TERM
+for ((i = 0; i < n; i++)); do
+  XLA_FLAGS="--xla_force_host_platform_device_count=$devices ${XLA_FLAGS:-}" JAX_PLATFORMS=cpu \
+    "$dnajax" "$verb" "$@" --coordinator "127.0.0.1:$port" --num-processes "$n" --process-id "$i" &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+exit $status
