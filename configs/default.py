@@ -47,12 +47,12 @@ def get_config() -> ml_collections.ConfigDict:
   o.b2 = 0.98
 
   c.train = t = ml_collections.ConfigDict()
-  t.steps = 900
+  t.steps = 800
   t.global_batch = 32
   t.grad_accum = 1  # micro-batches per step (global_batch must divide by it)
   t.seed = 0
   t.log_every = 20
-  t.eval_every = 300
+  t.eval_every = 400
 
   c.eval = e = ml_collections.ConfigDict()
   e.mask_rate = 0.15
@@ -66,7 +66,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.mesh.tensor = 1
 
   c.ckpt = k = ml_collections.ConfigDict()
-  k.every = 300
+  k.every = 400
   k.keep = 3
   k.async_save = True
 

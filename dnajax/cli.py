@@ -120,7 +120,8 @@ def run(argv: list[str]) -> int:
             f"{train.describe_eval(final)}")
   elif args.verb == "evaluate":
     from dnajax import evaluate
-    r = evaluate.evaluate(args.workdir, args.input, args.step, args.mask_rate, args.seed, args.format)
+    r = evaluate.evaluate(args.workdir, args.input, args.step, args.mask_rate, args.seed, args.format,
+                          progress=True)
     print(json.dumps(r, indent=1) if args.json else evaluate.format_text(r))
   elif args.verb == "predict":
     from dnajax import predict

@@ -87,7 +87,7 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
             force: bool = False, extra: dict | None = None, quiet: bool = False) -> "Corpus":
   """Write a corpus atomically (into a temporary sibling, then renamed). Returns the loaded corpus.
 
-  An existing corpus made from the same sources and settings is reused; a different one is refused unless
+  An existing corpus made from the same content and settings is reused; a different one is refused unless
   `force`.
   """
   source_info = [{"path": os.path.abspath(p), "sha256": sha256_file(p), "bytes": os.path.getsize(p)}
@@ -107,7 +107,7 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
           existing = json.load(f).get("fingerprint")
       except (OSError, ValueError):
         existing = None
-    if existing == fingerprint and not force:
+    if existing == fingerprint:
       return Corpus(out_dir)
     if not force:
       what = "a different corpus" if existing else "files that are not a dnajax corpus"

@@ -55,4 +55,4 @@ def build_corpus(data_cfg, workdir: str, seed: int, quiet: bool = False) -> corp
     return corpus_lib.prepare(records, out, settings, extra=extra, force=True)
   files = io.expand_inputs(sources)
   records = io.read_files(files, data_cfg.format or None)
-  return corpus_lib.prepare(records, out, settings, sources=files, force=True)
+  return corpus_lib.prepare(records, out, settings, sources=files, force=True)  # reused when unchanged

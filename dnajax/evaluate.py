@@ -30,7 +30,7 @@ def load_run(workdir: str, step: int | None = None):
 
 
 def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate: float | None = None,
-             seed: int | None = None, fmt: str | None = None) -> dict:
+             seed: int | None = None, fmt: str | None = None, progress: bool = False) -> dict:
   records = io.read_files(inputs, fmt)  # read first: a bad file fails before any model work
   cfg, program, params, step = load_run(workdir, step)
   mask_rate = cfg.eval.mask_rate if mask_rate is None else mask_rate
@@ -42,7 +42,8 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   if weights.sum() == 0:
     raise UserError(f"{', '.join(inputs)}: no A/C/G/T base was masked; raise --mask-rate or use a longer input")
   soft = bool(w.soft.any())
-  sums = program.evaluate(params, inputs_, targets, weights, w.soft.astype(np.int32), cfg.eval.batch)
+  sums = program.evaluate(params, inputs_, targets, weights, w.soft.astype(np.int32), cfg.eval.batch,
+                          progress=progress)
   out = metrics.report(sums, soft)
   counts = np.array([sum(int((r.ids == b).sum()) for r in records) for b in tokens.BASE_IDS])
   out["baselines"] = {"uniform": 0.25,

@@ -12,6 +12,7 @@ import tempfile
 import jax
 import numpy as np
 from jax.experimental import multihost_utils
+from tqdm import tqdm
 
 from dnajax import corpus as corpus_lib, io, sharding, tokens
 from dnajax.errors import UserError
@@ -20,14 +21,16 @@ from dnajax.evaluate import load_run
 HEADER = "record\tposition\tA\tC\tG\tT\tpredicted"
 
 
-def predict_probs(program, params, seqs: list[np.ndarray], seq_len: int, batch_size: int) -> list[np.ndarray]:
+def predict_probs(program, params, seqs: list[np.ndarray], seq_len: int, batch_size: int,
+                  progress: bool = False) -> list[np.ndarray]:
   """float32[len, 4] per sequence."""
   stride = max(1, seq_len // 2)
   w = corpus_lib.tile(seqs, [np.zeros(len(s), bool) for s in seqs], seq_len, stride)
   out = [np.zeros((len(s), 4), np.float32) for s in seqs]
   best = [np.full(len(s), -1, np.int64) for s in seqs]  # distance to the nearest window edge
   rows = sharding.process_rows(batch_size)
-  for b in range(0, len(w.ids), batch_size):
+  for b in tqdm(range(0, len(w.ids), batch_size), desc="predict", unit="batch", leave=False,
+                disable=not (progress and len(w.ids) > batch_size)):
     chunk = w.ids[b:b + batch_size]
     n = len(chunk)
     if n < batch_size:
@@ -55,7 +58,8 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   if not any(len(q) for q in queries):
     raise UserError(f"{input_path}: no '?' positions to fill; write ? where a base should be predicted")
   cfg, program, params, _ = load_run(workdir, step)
-  probs = predict_probs(program, params, [r.ids for r in records], cfg.data.seq_len, cfg.eval.batch)
+  probs = predict_probs(program, params, [r.ids for r in records], cfg.data.seq_len, cfg.eval.batch,
+                        progress=True)
   lines, fasta = [HEADER], []
   for r, q, p in zip(records, queries, probs):
     pq = p[q].astype(np.float64)

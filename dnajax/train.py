@@ -14,10 +14,12 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 
 import jax
 import jax.numpy as jnp
+from jax.experimental import multihost_utils
 import numpy as np
 import optax
 import psutil
@@ -145,7 +147,8 @@ class Program:
   def restore(self, ckpt: checkpoint.Checkpointer, step: int):
     return ckpt.restore(step, self.abstract_state)
 
-  def evaluate(self, params, inputs, targets, weights, strata, batch_size: int) -> dict[str, np.ndarray]:
+  def evaluate(self, params, inputs, targets, weights, strata, batch_size: int,
+               progress: bool = False) -> dict[str, np.ndarray]:
     """Sums over all windows; the last batch is padded with empty rows (weight 0), never dropped."""
     W, L = inputs.shape
     n_batches = max(1, -(-W // batch_size))
@@ -158,7 +161,8 @@ class Program:
               "weights": padded(weights.astype(np.float32), 0), "strata": padded(strata.astype(np.int32), 0)}
     rows = sharding.process_rows(batch_size)
     total = None
-    for b in range(n_batches):
+    for b in tqdm(range(n_batches), desc="evaluate", unit="batch", leave=False,
+                  disable=not (progress and runtime.is_main() and n_batches > 1)):
       local = {k: v[b * batch_size + rows.start:b * batch_size + rows.stop] for k, v in arrays.items()}
       sums = self.eval_step(params, sharding.to_global(self.mesh, local))
       total = sums if total is None else jax.tree.map(jnp.add, total, sums)
@@ -250,14 +254,31 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   """
   t_start = time.time()
   program = Program(cfg)  # validates the config before anything is written
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.isfile(config_path):
+    with open(config_path) as f:
+      previous = config_lib.from_json(f.read())
+    if previous.model.to_dict() != cfg.model.to_dict():
+      raise UserError(f"{workdir}: holds a run with a different model config; use a new --workdir or the same "
+                      "--config.model.* values")
+  created = not os.path.exists(workdir)
   os.makedirs(workdir, exist_ok=True)
   log.info("%s", runtime.describe(program.mesh))
-  if runtime.is_main():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config_lib.to_json(cfg))
 
-  # Input.
-  corpus = data.build_corpus(cfg.data, workdir, cfg.train.seed)
+  # Input: process 0 prepares the corpus, the others open it once it is there.
+  if runtime.is_main():
+    try:
+      corpus = data.build_corpus(cfg.data, workdir, cfg.train.seed)
+    except UserError:
+      if created:  # a bad input leaves nothing behind
+        shutil.rmtree(workdir, ignore_errors=True)
+      raise
+    with open(config_path, "w") as f:
+      f.write(config_lib.to_json(cfg))
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("dnajax:corpus")
+  if not runtime.is_main():
+    corpus = data.build_corpus(cfg.data, workdir, cfg.train.seed)
   sampler = corpus_lib.WindowSampler(corpus, cfg.data.seq_len, cfg.data.mask_rate, cfg.train.seed,
                                      cfg.data.max_n_fraction, cfg.data.reverse_complement)
   if cfg.train.global_batch % cfg.train.grad_accum:

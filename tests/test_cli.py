@@ -103,6 +103,12 @@ def test_train_cli_with_overrides_then_resume(tmp_path, capsys):
   assert code == 0 and "step 4" in out
 
 
+def test_train_refuses_a_workdir_with_another_model(tiny_run, capsys):
+  code, _, err = run_cli(capsys, "train", "--config", "configs/tiny.py", "--workdir", tiny_run[0],
+                         "--config.model.d_model=64")
+  assert code == 2 and "different model config" in err and err.count("\n") == 1
+
+
 BAD_INPUTS = {
     "protein.fa": PROTEIN,
     "empty.fa": "",
@@ -127,6 +133,7 @@ def test_prepare_rejects_bad_input_in_one_line(tmp_path, capsys, name):
     (["train", "--workdir", "W", "--config.model.num_layer=3"], "unknown config key"),
     (["train", "--workdir", "W", "--config.model.num_heads=5"], "not divisible"),
     (["evaluate", "--workdir", "NOPE", "--input", "x.fa"], "x.fa"),
+    (["train", "--workdir", "W", "--data", "missing.fa"], "missing.fa"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_usage_errors_are_one_line(tmp_path, capsys, monkeypatch, argv, needle):
