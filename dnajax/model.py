@@ -151,7 +151,9 @@ class Encoder(nnx.Module):
     dt = jnp.dtype(cfg.dtype)
     L = tokens_BxL.shape[1]
     mask_BxL = tokens_BxL != tokens.PAD
-    x_BxLxD = jnp.take(self.embed[...], tokens_BxL, axis=0)
+    # One-hot matmul rather than a gather: the vocabulary is tiny, and a matmul shards cleanly over any mesh.
+    x_BxLxD = jnp.einsum("blv,vd->bld", jax.nn.one_hot(tokens_BxL, cfg.vocab_size, dtype=jnp.float32),
+                         self.embed[...])
     if cfg.pos_encoding == "learned":
       x_BxLxD = x_BxLxD + self.pos[...][:L][None]
     x_BxLxD = x_BxLxD.astype(dt)
