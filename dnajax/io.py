@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import io
 import os
+import warnings
 import zlib
 from collections.abc import Iterable, Sequence
 
@@ -118,7 +119,10 @@ def _parse(path: str, text: str, fmt: str) -> Iterable[tuple[str, str]]:
     raise UserError(f"{path}: not GenBank (the first line must start with LOCUS); pass --format fasta if it is FASTA")
   try:
     out = []
-    for rec in SeqIO.parse(io.StringIO(text), fmt):
+    with warnings.catch_warnings():  # Biopython warns on some malformed input; dnajax says it in one line instead
+      warnings.simplefilter("ignore")
+      parsed = list(SeqIO.parse(io.StringIO(text), fmt))
+    for rec in parsed:
       try:
         letters = str(rec.seq)
       except Exception:  # Bio.Seq.UndefinedSequenceError: a GenBank record without ORIGIN data

@@ -114,6 +114,7 @@ BAD_INPUTS = {
     "empty.fa": "",
     "junk.fa.gz": b"\x1f\x8b\x08\x00garbage that is not deflate data",
     "binary.fa": bytes(range(256)) * 8,
+    "truncated.gb": "LOCUS       T1   40 bp    DNA     linear   BCT 01-JAN-2000\nORIGIN\n        1 acgtacgtac gt",
 }
 
 
