@@ -60,10 +60,17 @@ def get_config() -> ml_collections.ConfigDict:
   e.max_windows = 1024
   e.batch = 128
 
-  c.mesh = ml_collections.ConfigDict()
-  c.mesh.data = -1  # -1: the remaining devices
-  c.mesh.fsdp = 1
-  c.mesh.tensor = 1
+  # Parallelism: data x fsdp x tensor devices within a slice/node group (-1: the remaining devices), times dcn_*
+  # across slices/nodes. The rules map the model's logical axes to mesh axes ("a,b": both; "": replicated).
+  c.mesh = ms = ml_collections.ConfigDict()
+  ms.data = -1
+  ms.fsdp = 1
+  ms.tensor = 1
+  ms.dcn_data = 1
+  ms.dcn_fsdp = 1
+  ms.dcn_tensor = 1
+  ms.rules = ml_collections.ConfigDict({"batch": "data,fsdp", "embed": "fsdp", "mlp": "tensor", "heads": "tensor",
+                                        "kv": "", "vocab": "", "length": ""})
 
   c.ckpt = k = ml_collections.ConfigDict()
   k.every = 400

@@ -47,6 +47,10 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--workdir", required=True)
   s.add_argument("--data", nargs="+", help="FASTA/GenBank files or a prepared corpus (replaces data.sources)")
   s.add_argument("--no-progress", action="store_true", help="no progress bar")
+  s.add_argument("--dry-run", action="store_true",
+                 help="compile the step for the configured mesh; print parameters, FLOPs, memory; do not train")
+  s.add_argument("--stop-at", type=int, metavar="STEP",
+                 help="stop (validated and checkpointed) at this step; the schedule still spans train.steps")
   s.add_argument("--coordinator", help="host:port of process 0 (multi-process runs)")
   s.add_argument("--num-processes", type=int)
   s.add_argument("--process-id", type=int)
@@ -113,8 +117,12 @@ def run(argv: list[str]) -> int:
       with cfg.data.unlocked():
         cfg.data.sources = tuple(args.data)
     runtime.initialize(args.coordinator, args.num_processes, args.process_id)
+    runtime.quiet_unless_main()
     from dnajax import train
-    final = train.train_and_evaluate(cfg, args.workdir, show_progress=not args.no_progress)
+    if args.dry_run:
+      print(train.describe_dry_run(train.dry_run(cfg)))
+      return 0
+    final = train.train_and_evaluate(cfg, args.workdir, show_progress=not args.no_progress, stop_at=args.stop_at)
     if runtime.is_main():
       print(f"final validation (step {final['checkpoint_step']}, {final['wall_seconds']:.0f} s): "
             f"{train.describe_eval(final)}")

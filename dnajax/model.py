@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from dnajax import attention, tokens
+from dnajax.sharding import constrain
 
 nnx.use_eager_sharding(False)  # parameters get their sharding from jit out_shardings, never eagerly
 
@@ -114,7 +115,8 @@ class Block(nnx.Module):
     keys = jax.random.split(key, 3) if key is not None else (None,) * 3
     h = self.ln_attn(x_BxLxD)
     qkv_BxLx3xNxH = jnp.einsum("bld,dknh->blknh", h, self.qkv[...].astype(dt))
-    q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (qkv_BxLx3xNxH[:, :, i] for i in range(3))
+    q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (constrain(qkv_BxLx3xNxH[:, :, i], ("batch", "length", "heads", None))
+                                       for i in range(3))
     if cfg.pos_encoding == "rope":
       q_BxLxNxH, k_BxLxNxH = rope(q_BxLxNxH, cfg.rope_base), rope(k_BxLxNxH, cfg.rope_base)
     a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
@@ -126,9 +128,9 @@ class Block(nnx.Module):
       u_BxLxF = jax.nn.silu(u_BxLxKxF[:, :, 0]) * u_BxLxKxF[:, :, 1]
     else:
       u_BxLxF = jax.nn.gelu(u_BxLxKxF[:, :, 0])
-    u_BxLxF = _dropout(u_BxLxF, cfg.dropout, keys[1])
+    u_BxLxF = _dropout(constrain(u_BxLxF, ("batch", "length", "mlp")), cfg.dropout, keys[1])
     m_BxLxD = jnp.einsum("blf,fd->bld", u_BxLxF, self.w_out[...].astype(dt))
-    return x_BxLxD + _dropout(m_BxLxD, cfg.dropout, keys[2])
+    return constrain(x_BxLxD + _dropout(m_BxLxD, cfg.dropout, keys[2]), ("batch", "length", None))
 
 
 class Encoder(nnx.Module):
@@ -156,7 +158,7 @@ class Encoder(nnx.Module):
                          self.embed[...])
     if cfg.pos_encoding == "learned":
       x_BxLxD = x_BxLxD + self.pos[...][:L][None]
-    x_BxLxD = x_BxLxD.astype(dt)
+    x_BxLxD = constrain(x_BxLxD.astype(dt), ("batch", "length", None))
     for i in range(cfg.num_layers):
       key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
       x_BxLxD = getattr(self, f"layer_{i}")(x_BxLxD, mask_BxL, key)

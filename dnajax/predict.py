@@ -35,8 +35,7 @@ def predict_probs(program, params, seqs: list[np.ndarray], seq_len: int, batch_s
     n = len(chunk)
     if n < batch_size:
       chunk = np.concatenate([chunk, np.full((batch_size - n, seq_len), tokens.PAD, np.uint8)])
-    probs = program.predict_step(params, sharding.to_global(program.mesh,
-                                                            {"x": chunk[rows.start:rows.stop]})["x"])
+    probs = program.predict_step(params, program.to_global({"x": chunk[rows.start:rows.stop]})["x"])
     probs = np.asarray(jax.device_get(multihost_utils.process_allgather(probs, tiled=True)))
     for j in range(n):
       i, start = int(w.seq_index[b + j]), int(w.start[b + j])

@@ -7,6 +7,8 @@ import os
 
 import jax
 
+from dnajax.errors import UserError
+
 log = logging.getLogger("dnajax")
 
 _MULTIPROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID")
@@ -21,14 +23,32 @@ def setup_logging(verbose: bool = False) -> None:
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,
                process_id: int | None = None) -> None:
-  """`jax.distributed.initialize()` when this run spans several processes (explicit flags, or an environment
-  that JAX detects itself: Cloud TPU, SLURM, JAX_COORDINATOR_ADDRESS); otherwise nothing."""
+  """`jax.distributed.initialize()` when this run spans several processes: explicit flags, the variables
+  JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID, or an environment JAX detects itself (Cloud TPU
+  pods, SLURM with several tasks); otherwise nothing."""
+  coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+    num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+  if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+    process_id = int(os.environ["JAX_PROCESS_ID"])
   explicit = coordinator is not None or (num_processes or 1) > 1
-  detected = any(os.environ.get(v) for v in _MULTIPROCESS_ENV) and int(os.environ.get("SLURM_NTASKS", "2")) > 1
-  if explicit:
-    jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
-  elif detected:
-    jax.distributed.initialize()
+  detected = (any(os.environ.get(v) for v in _MULTIPROCESS_ENV[1:])
+              and int(os.environ.get("SLURM_NTASKS", "2")) > 1)
+  try:
+    if explicit:
+      jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                 process_id=process_id)
+    elif detected:
+      jax.distributed.initialize()  # Cloud TPU and SLURM are detected by JAX itself
+  except (ValueError, RuntimeError) as e:
+    raise UserError(f"jax.distributed.initialize failed ({str(e).splitlines()[0]}); check --coordinator, "
+                    "--num-processes and --process-id") from None
+
+
+def quiet_unless_main() -> None:
+  """Only process 0 logs below warnings (every process still reports problems)."""
+  if jax.process_index() != 0:
+    log.setLevel(logging.WARNING)
 
 
 def describe(mesh=None) -> str:

@@ -7,6 +7,8 @@ sharded over (`data`, `fsdp`). `jax.jit` with `NamedSharding` is what pjit becam
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections.abc import Mapping
 
 import jax
@@ -16,19 +18,33 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from dnajax.errors import UserError
 
 MESH_AXES = ("data", "fsdp", "tensor")
-BATCH_AXES = ("data", "fsdp")
-DEFAULT_RULES = {"batch": BATCH_AXES, "embed": "fsdp", "mlp": "tensor", "heads": "tensor", "kv": None,
+# Logical axis -> mesh axes. Parameters use embed/mlp/heads/kv/vocab/length; activations use batch/length and
+# mlp/heads (the residual stream's feature axis is never sharded).
+DEFAULT_RULES = {"batch": ("data", "fsdp"), "embed": ("fsdp",), "mlp": ("tensor",), "heads": ("tensor",), "kv": None,
                  "vocab": None, "length": None}
+_ACTIVE: list = []  # (mesh, rules) while a step is traced; see `activation_sharding`
+
+
+def rules_from_config(rules_cfg: Mapping[str, str]) -> dict[str, tuple[str, ...] | None]:
+  """`{"embed": "fsdp", "batch": "data,fsdp", "kv": ""}` -> logical name -> mesh axes (None: replicated)."""
+  out: dict[str, tuple[str, ...] | None] = {}
+  for name, value in rules_cfg.items():
+    axes = tuple(a.strip() for a in str(value or "").split(",") if a.strip())
+    bad = [a for a in axes if a not in MESH_AXES]
+    if bad:
+      raise UserError(f"mesh.rules.{name}={value!r}: unknown mesh axis {bad[0]!r}; use {', '.join(MESH_AXES)}")
+    out[name] = axes or None
+  return out
 
 
 def mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
   """Resolve one `-1` entry to the remaining devices; the product must equal the device count."""
   shape = [int(sizes[a]) for a in MESH_AXES]
-  if shape.count(-1) > 1:
-    raise UserError(f"mesh: at most one of data/fsdp/tensor may be -1, got {dict(zip(MESH_AXES, shape))}")
+  if shape.count(-1) > 1 or any(s == 0 or s < -1 for s in shape):
+    raise UserError(f"mesh: sizes must be positive with at most one -1, got {dict(zip(MESH_AXES, shape))}")
   known = int(np.prod([s for s in shape if s != -1]))
   if -1 in shape:
-    if known <= 0 or num_devices % known:
+    if num_devices % known:
       raise UserError(f"mesh: {num_devices} devices cannot be split as {dict(zip(MESH_AXES, shape))}; "
                       "change --config.mesh.*")
     shape[shape.index(-1)] = num_devices // known
@@ -38,45 +54,95 @@ def mesh_shape(sizes: Mapping[str, int], num_devices: int) -> tuple[int, ...]:
   return tuple(shape)
 
 
-def make_mesh(sizes: Mapping[str, int], devices=None) -> Mesh:
-  devices = jax.devices() if devices is None else devices
-  shape = mesh_shape(sizes, len(devices))
-  return Mesh(np.asarray(devices).reshape(shape), MESH_AXES,
-              axis_types=(jax.sharding.AxisType.Auto,) * len(MESH_AXES))
+def make_mesh(mesh_cfg, devices=None) -> Mesh:
+  """The device mesh. `mesh.{data,fsdp,tensor}` are the sizes within one slice/host group; `mesh.dcn_*` the
+  sizes across slices or nodes (data-centre network), multiplied in. A -1 takes the remaining devices."""
+  devices = jax.devices() if devices is None else list(devices)
+  dcn = tuple(int(mesh_cfg.get(f"dcn_{a}", 1)) for a in MESH_AXES)
+  n_dcn = int(np.prod(dcn))
+  if n_dcn < 1 or len(devices) % n_dcn:
+    raise UserError(f"mesh: dcn sizes {dict(zip(MESH_AXES, dcn))} do not divide the {len(devices)} devices")
+  ici = mesh_shape(mesh_cfg, len(devices) // n_dcn)
+  if n_dcn > 1:
+    from jax.experimental import mesh_utils
+    grid = mesh_utils.create_hybrid_device_mesh(ici, dcn, devices,
+                                                process_is_granule=devices[0].platform != "tpu")
+  elif len(devices) > 1 and devices[0].platform != "cpu":
+    from jax.experimental import mesh_utils
+    grid = mesh_utils.create_device_mesh(ici, devices)  # topology-aware order on TPU/GPU
+  else:
+    grid = np.asarray(devices).reshape(ici)
+  return Mesh(grid, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(MESH_AXES))
 
 
-def _axis_size(mesh: Mesh, axes) -> int:
+def axis_size(mesh: Mesh, axes) -> int:
+  if not axes:
+    return 1
   axes = (axes,) if isinstance(axes, str) else tuple(axes)
   return int(np.prod([mesh.shape[a] for a in axes]))
 
 
-def logical_to_mesh(spec: P, shape: tuple[int, ...], mesh: Mesh, rules: Mapping[str, object]) -> NamedSharding:
-  """A logical PartitionSpec -> NamedSharding; a dimension the mesh axes do not divide stays replicated."""
+def logical_to_mesh(spec: P, shape: tuple[int, ...], mesh: Mesh, rules: Mapping[str, object],
+                    where: str = "") -> NamedSharding:
+  """A logical PartitionSpec -> NamedSharding. A dimension its mesh axes do not divide is an error when `where`
+  names a parameter, and stays replicated otherwise (activations)."""
   out = []
   used: set[str] = set()
   for dim, name in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
     axes = rules.get(name) if name is not None else None
-    if axes is not None:
+    if axes:
       flat = (axes,) if isinstance(axes, str) else tuple(axes)
-      if used & set(flat) or dim % _axis_size(mesh, flat):
-        axes = None
-      else:
-        used |= set(flat)
+      flat = tuple(a for a in flat if a not in used and mesh.shape[a] > 1)
+      if flat and dim % axis_size(mesh, flat):
+        if where:
+          raise UserError(f"{where}: its {name} dimension ({dim}) is not divisible by mesh axes "
+                          f"{'x'.join(flat)}={axis_size(mesh, flat)}; change --config.mesh.* or the model size")
+        flat = ()
+      used |= set(flat)
+      axes = (flat if len(flat) > 1 else flat[0]) if flat else None
     out.append(axes)
   return NamedSharding(mesh, P(*out))
 
 
 def tree_shardings(logical_specs, abstract_tree, mesh: Mesh, rules: Mapping[str, object]):
-  return jax.tree.map(lambda spec, x: logical_to_mesh(spec, x.shape, mesh, rules), logical_specs, abstract_tree,
-                      is_leaf=lambda x: isinstance(x, P))
+  def one(path, spec, x):
+    return logical_to_mesh(spec, x.shape, mesh, rules, where="parameter " + jax.tree_util.keystr(path))
+  return jax.tree_util.tree_map_with_path(one, logical_specs, abstract_tree, is_leaf=lambda x: isinstance(x, P))
+
+
+@contextlib.contextmanager
+def activation_sharding(mesh: Mesh, rules: Mapping[str, object]):
+  """While active, `constrain` pins activations to the mesh by their logical names (used around tracing)."""
+  _ACTIVE.append((mesh, rules))
+  try:
+    yield
+  finally:
+    _ACTIVE.pop()
+
+
+def traced_with_rules(fn, mesh: Mesh, rules: Mapping[str, object]):
+  """`fn` with `activation_sharding(mesh, rules)` active while it runs (i.e. while jit traces it)."""
+  @functools.wraps(fn)
+  def wrapped(*args, **kwargs):
+    with activation_sharding(mesh, rules):
+      return fn(*args, **kwargs)
+  return wrapped
+
+
+def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
+  """Sharding constraint by logical names; a no-op outside `activation_sharding` (e.g. eager use)."""
+  if not _ACTIVE:
+    return x
+  mesh, rules = _ACTIVE[-1]
+  return jax.lax.with_sharding_constraint(x, logical_to_mesh(P(*names), x.shape, mesh, rules))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, P())
 
 
-def batch_sharding(mesh: Mesh, ndim: int = 2) -> NamedSharding:
-  return NamedSharding(mesh, P(BATCH_AXES, *([None] * (ndim - 1))))
+def batch_sharding(mesh: Mesh, ndim: int = 2, rules: Mapping[str, object] = DEFAULT_RULES) -> NamedSharding:
+  return NamedSharding(mesh, P(rules.get("batch"), *([None] * (ndim - 1))))
 
 
 def process_rows(global_batch: int) -> range:
@@ -88,6 +154,8 @@ def process_rows(global_batch: int) -> range:
   return range(i * per, (i + 1) * per)
 
 
-def to_global(mesh: Mesh, local: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
+def to_global(mesh: Mesh, local: Mapping[str, np.ndarray],
+              rules: Mapping[str, object] = DEFAULT_RULES) -> dict[str, jax.Array]:
   """This process's NumPy rows -> global jax.Arrays sharded over the batch axes."""
-  return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim), v) for k, v in local.items()}
+  return {k: jax.make_array_from_process_local_data(batch_sharding(mesh, v.ndim, rules), v)
+          for k, v in local.items()}

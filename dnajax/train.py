@@ -126,23 +126,44 @@ class Program:
     self.cfg = cfg
     self.mcfg = model_config(cfg)
     self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
-    self.rules = sharding.DEFAULT_RULES
+    self.rules = sharding.rules_from_config(cfg.mesh.rules)
+    self._check_batch_sizes()
     self.graphdef, _ = model_graph(self.mcfg)
     self.tx, self.schedule = optim.make_optimizer(cfg.opt, cfg.train.steps)
     self.abstract_state, self.state_sh = state_shardings(self.mcfg, self.tx, self.mesh, self.rules)
-    self.batch_sh = sharding.batch_sharding(self.mesh)
+    self.batch_sh = sharding.batch_sharding(self.mesh, 2, self.rules)
     repl = sharding.replicated(self.mesh)
+
+    def traced(fn, **static):
+      return sharding.traced_with_rules(functools.partial(fn, **static), self.mesh, self.rules)
+
     self.init = jax.jit(functools.partial(create_state, self.mcfg, self.tx, cfg.train.seed),
                         out_shardings=self.state_sh)
     self.train_step = jax.jit(
-        functools.partial(train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
-                          seed=cfg.train.seed, dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum),
+        traced(train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule, seed=cfg.train.seed,
+               dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum),
         in_shardings=(self.state_sh, self.batch_sh), out_shardings=(self.state_sh, repl), donate_argnums=0)
-    self.eval_step = jax.jit(functools.partial(eval_step, graphdef=self.graphdef),
+    self.eval_step = jax.jit(traced(eval_step, graphdef=self.graphdef),
                              in_shardings=(self.state_sh["params"], self.batch_sh), out_shardings=repl)
-    self.predict_step = jax.jit(functools.partial(predict_step, graphdef=self.graphdef),
+    self.predict_step = jax.jit(traced(predict_step, graphdef=self.graphdef),
                                 in_shardings=(self.state_sh["params"], self.batch_sh),
-                                out_shardings=sharding.batch_sharding(self.mesh, 3))
+                                out_shardings=sharding.batch_sharding(self.mesh, 3, self.rules))
+
+  def _check_batch_sizes(self) -> None:
+    """Batch sizes must split evenly over the batch mesh axes and the processes (checked before compiling)."""
+    shards = sharding.axis_size(self.mesh, self.rules.get("batch"))
+    cfg, n_proc = self.cfg, jax.process_count()
+    for name, size in (("train.global_batch / train.grad_accum", cfg.train.global_batch // max(cfg.train.grad_accum, 1)),
+                       ("eval.batch", cfg.eval.batch)):
+      if size % shards or size % n_proc:
+        raise UserError(f"{name}={size} is not divisible by the {shards} batch shards "
+                        f"(mesh axes {self.rules.get('batch')}) and {n_proc} processes; change the batch or the mesh")
+    if cfg.train.global_batch % max(cfg.train.grad_accum, 1):
+      raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by "
+                      f"train.grad_accum={cfg.train.grad_accum}")
+
+  def to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
+    return sharding.to_global(self.mesh, local, self.rules)
 
   def restore(self, ckpt: checkpoint.Checkpointer, step: int):
     return ckpt.restore(step, self.abstract_state)
@@ -164,9 +185,59 @@ class Program:
     for b in tqdm(range(n_batches), desc="evaluate", unit="batch", leave=False,
                   disable=not (progress and runtime.is_main() and n_batches > 1)):
       local = {k: v[b * batch_size + rows.start:b * batch_size + rows.stop] for k, v in arrays.items()}
-      sums = self.eval_step(params, sharding.to_global(self.mesh, local))
+      sums = self.eval_step(params, self.to_global(local))
       total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     return jax.device_get(total)
+
+
+# -------------------------------------------------------------------------------------------- Dry run (AOT)
+def model_flops_per_step(mcfg: ModelConfig, n_params: int, batch: int, seq_len: int) -> float:
+  """Training FLOPs: 6 per parameter per token, plus attention's two L x L matmuls (x3 for the backward)."""
+  tokens_ = batch * seq_len
+  attention = 3 * 2 * 2 * mcfg.num_layers * batch * seq_len * seq_len * mcfg.d_model
+  return 6.0 * n_params * tokens_ + attention
+
+
+def dry_run(cfg) -> dict:
+  """Compile the train step for the configured mesh without training; report size, FLOPs and memory."""
+  program = Program(cfg)
+  B, L = cfg.train.global_batch, cfg.data.seq_len
+  batch = {k: jax.ShapeDtypeStruct((B, L), dt, sharding=program.batch_sh)
+           for k, dt in (("inputs", jnp.uint8), ("targets", jnp.uint8), ("weights", jnp.float32))}
+  t0 = time.time()
+  compiled = program.train_step.lower(program.abstract_state, batch).compile()
+  compile_s = time.time() - t0
+  n_params = count_params(program.abstract_state["params"])
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  out = {"devices": int(program.mesh.devices.size), "mesh": {k: int(v) for k, v in program.mesh.shape.items()},
+         "parameters": n_params, "tokens_per_step": B * L,
+         "model_flops_per_step": model_flops_per_step(program.mcfg, n_params, B, L),
+         "xla_flops_per_device_step": float(cost.get("flops", float("nan"))) if cost else None,
+         "compile_seconds": compile_s}
+  mem = compiled.memory_analysis()
+  if mem is not None:
+    fields = ("argument_size_in_bytes", "output_size_in_bytes", "alias_size_in_bytes", "temp_size_in_bytes",
+              "generated_code_size_in_bytes")
+    m = {f: int(getattr(mem, f, 0) or 0) for f in fields}
+    m["peak_estimate_bytes"] = (m["argument_size_in_bytes"] + m["output_size_in_bytes"] - m["alias_size_in_bytes"]
+                                + m["temp_size_in_bytes"])
+    out["memory_per_device"] = m
+  return out
+
+
+def describe_dry_run(r: dict) -> str:
+  lines = [f"mesh {r['mesh']} on {r['devices']} devices; {r['parameters']:,} parameters; "
+           f"{r['tokens_per_step']:,} tokens per step; compiled in {r['compile_seconds']:.1f} s",
+           f"FLOPs per step: model {r['model_flops_per_step']:.3e} (6*N*tokens + attention)"
+           + (f", XLA per device {r['xla_flops_per_device_step']:.3e}" if r.get("xla_flops_per_device_step") else "")]
+  m = r.get("memory_per_device")
+  if m:
+    gib = lambda b: f"{b / 2**30:.3f} GiB"
+    lines.append(f"memory per device: arguments {gib(m['argument_size_in_bytes'])}, outputs "
+                 f"{gib(m['output_size_in_bytes'])} (aliased {gib(m['alias_size_in_bytes'])}), temporaries "
+                 f"{gib(m['temp_size_in_bytes'])}; peak estimate {gib(m['peak_estimate_bytes'])}")
+  return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------------------------ Validation
@@ -281,9 +352,6 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     corpus = data.build_corpus(cfg.data, workdir, cfg.train.seed)
   sampler = corpus_lib.WindowSampler(corpus, cfg.data.seq_len, cfg.data.mask_rate, cfg.train.seed,
                                      cfg.data.max_n_fraction, cfg.data.reverse_complement)
-  if cfg.train.global_batch % cfg.train.grad_accum:
-    raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by "
-                    f"train.grad_accum={cfg.train.grad_accum}")
   rows = sharding.process_rows(cfg.train.global_batch)
   validation = Validation(cfg, corpus)
   log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
@@ -341,7 +409,7 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     next_batch = pool.submit(host_batch, start) if start < total else None
     pending = []
     for step in range(start, total):
-      batch = sharding.to_global(program.mesh, next_batch.result())
+      batch = program.to_global(next_batch.result())
       if step + 1 < total:
         next_batch = pool.submit(host_batch, step + 1)
       state, m = program.train_step(state, batch)
