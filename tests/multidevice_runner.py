@@ -1,0 +1,36 @@
+"""Run in a subprocess with fake CPU devices (XLA_FLAGS set by the caller): several tiny training runs or CLI
+calls in one process, results printed as one JSON line. Used by test_sharding.py."""
+
+import contextlib
+import io
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from dnajax import cli, config, train  # noqa: E402
+
+
+def losses(workdir):
+  return [x["loss"] for x in map(json.loads, open(os.path.join(workdir, "metrics.jsonl"))) if x["split"] == "train"]
+
+
+def main():
+  spec = json.loads(sys.argv[1])
+  out = {}
+  for name, run in spec.get("train", {}).items():
+    for leg in run["legs"]:  # each leg: overrides and an optional stop_at, in the same workdir
+      cfg = config.load("configs/tiny.py", [tuple(kv) for kv in run["common"] + leg["overrides"]])
+      train.train_and_evaluate(cfg, run["workdir"], show_progress=False, stop_at=leg.get("stop_at"))
+    out[name] = losses(run["workdir"])
+  for name, argv in spec.get("cli", {}).items():
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+      code = cli.main(argv)
+    out[name] = {"code": code, "stderr": err.getvalue()}
+  print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+  main()

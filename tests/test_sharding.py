@@ -1,0 +1,124 @@
+"""Mesh, logical rules, and the same numbers on any mesh (8 fake CPU devices in a subprocess)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import PartitionSpec as P
+
+from conftest import ROOT
+from dnajax import config, corpus as corpus_lib, sharding, train
+from dnajax.errors import UserError
+
+COMMON = [["train.steps", "5"], ["train.log_every", "1"], ["train.eval_every", "5"], ["ckpt.every", "5"]]
+MESHES = {"dp8": (8, 1, 1), "dp2_fsdp4": (2, 4, 1), "dp2_fsdp2_tp2": (2, 2, 2)}
+
+
+def _mesh_overrides(shape):
+  return [[f"mesh.{a}", str(n)] for a, n in zip(sharding.MESH_AXES, shape)]
+
+
+def _run_8(spec, timeout=600):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "multidevice_runner.py"), json.dumps(spec)],
+                     capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout)
+  assert r.returncode == 0, r.stderr[-3000:]
+  line = [x for x in r.stdout.splitlines() if x.startswith("RESULT ")][-1]
+  return json.loads(line[len("RESULT "):])
+
+
+def test_mesh_shape():
+  assert sharding.mesh_shape({"data": -1, "fsdp": 2, "tensor": 1}, 8) == (4, 2, 1)
+  with pytest.raises(UserError, match="cannot be split"):
+    sharding.mesh_shape({"data": -1, "fsdp": 3, "tensor": 1}, 8)
+  with pytest.raises(UserError, match="needs 4 devices"):
+    sharding.mesh_shape({"data": 2, "fsdp": 2, "tensor": 1}, 8)
+  with pytest.raises(UserError, match="at most one -1"):
+    sharding.mesh_shape({"data": -1, "fsdp": -1, "tensor": 1}, 8)
+
+
+def test_rules_from_config():
+  rules = sharding.rules_from_config({"batch": "data,fsdp", "embed": "fsdp", "kv": ""})
+  assert rules == {"batch": ("data", "fsdp"), "embed": ("fsdp",), "kv": None}
+  with pytest.raises(UserError, match="unknown mesh axis"):
+    sharding.rules_from_config({"embed": "model"})
+
+
+def test_no_recompilation_after_the_first_step(tmp_path):
+  cfg = config.load("configs/tiny.py")
+  program = train.Program(cfg)
+  c = corpus_lib.prepare(__import__("dnajax.data", fromlist=["x"]).synthetic_records("structured", 20_000, 2_000, 0),
+                         str(tmp_path / "c"), corpus_lib.SplitSettings())
+  sampler = corpus_lib.WindowSampler(c, cfg.data.seq_len, 0.15, seed=0)
+  state = program.init()
+  for step in range(4):
+    state, _ = program.train_step(state, program.to_global(sampler.rows(step, range(cfg.train.global_batch))))
+  assert program.train_step._cache_size() == 1
+  w = corpus_lib.split_windows(c, "val", cfg.data.seq_len, 40)
+  inputs, targets, weights = corpus_lib.eval_masks(w.ids, 0.15, 0)
+  for _ in range(2):
+    program.evaluate(state["params"], inputs, targets, weights, w.soft.astype(np.int32), cfg.eval.batch)
+  assert program.eval_step._cache_size() == 1
+
+
+def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path):
+  one = str(tmp_path / "one")
+  cfg = config.load("configs/tiny.py", [tuple(x) for x in COMMON])
+  train.train_and_evaluate(cfg, one, show_progress=False)
+  reference = [x["loss"] for x in map(json.loads, open(os.path.join(one, "metrics.jsonl")))
+               if x["split"] == "train"]
+  spec = {"train": {name: {"workdir": str(tmp_path / name), "common": COMMON,
+                           "legs": [{"overrides": _mesh_overrides(shape)}]} for name, shape in MESHES.items()}}
+  # Saved under (8,1,1) at step 3, restored under (2,2,2): the losses carry on as if nothing happened.
+  spec["train"]["resharded"] = {"workdir": str(tmp_path / "resharded"), "common": COMMON,
+                                "legs": [{"overrides": _mesh_overrides((8, 1, 1)), "stop_at": 3},
+                                         {"overrides": _mesh_overrides((2, 2, 2))}]}
+  out = _run_8(spec)
+  assert len(reference) == 5
+  for name in list(MESHES) + ["resharded"]:
+    np.testing.assert_allclose(out[name], reference, rtol=1e-5, err_msg=name)
+
+
+def test_bad_mesh_configs_fail_before_compiling(tmp_path):
+  base = ["train", "--config", "configs/tiny.py", "--workdir", str(tmp_path / "w")]
+  out = _run_8({"cli": {
+      "not_dividing": base + ["--config.mesh.fsdp=3"],
+      "batch": base + ["--config.mesh.data=8", "--config.train.global_batch=12"],
+      "heads": base + ["--config.mesh.data=1", "--config.mesh.tensor=8"],
+      "rules": base + ["--config.mesh.rules.embed=model"],
+  }})
+  for name, needle in (("not_dividing", "cannot be split"), ("batch", "not divisible by the 8 batch shards"),
+                       ("heads", "heads dimension (2) is not divisible by mesh axes tensor=8"),
+                       ("rules", "unknown mesh axis")):
+    r = out[name]
+    assert r["code"] == 2 and r["stderr"].count("\n") == 1 and needle in r["stderr"], (name, r)
+  assert not (tmp_path / "w").exists()
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_match_one_and_resume(tmp_path):
+  """The launch script itself: 2 processes x 4 CPU devices joined by jax.distributed on 127.0.0.1."""
+  eight = _run_8({"train": {"dp8": {"workdir": str(tmp_path / "dp8"), "common": COMMON,
+                                    "legs": [{"overrides": _mesh_overrides((8, 1, 1))}]}}})["dp8"]
+  w = str(tmp_path / "mp")
+  script = os.path.join(ROOT, "launch", "local_multiprocess.sh")
+  args = ["train", "--config", "configs/tiny.py", "--workdir", w, "--no-progress"] + \
+      [f"--config.{k}={v}" for k, v in COMMON]
+  env = dict(os.environ, DNAJAX=os.path.join(os.path.dirname(sys.executable), "dnajax"))
+  for extra in (["--stop-at", "3"], []):
+    r = subprocess.run(["bash", script, "2", "--devices-per-process", "4", "--port", str(_free_port())] + args + extra,
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+  assert "resumed from checkpoint step 3" in r.stderr
+  losses = [x["loss"] for x in map(json.loads, open(os.path.join(w, "metrics.jsonl"))) if x["split"] == "train"]
+  np.testing.assert_allclose(losses, eight, rtol=1e-5)
