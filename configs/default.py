@@ -76,6 +76,7 @@ def get_config() -> ml_collections.ConfigDict:
   k.every = 400
   k.keep = 3
   k.async_save = True
+  k.dir = ""  # empty: WORKDIR/checkpoints; may be a gs:// path (orbax writes it directly)
 
   c.log = ml_collections.ConfigDict()
   c.log.tensorboard = True

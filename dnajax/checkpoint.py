@@ -14,9 +14,13 @@ from dnajax.errors import UserError
 
 
 class Checkpointer:
-  def __init__(self, workdir: str, keep: int = 3, async_save: bool = True, create: bool = True):
-    self.directory = os.path.abspath(os.path.join(workdir, "checkpoints"))
-    if not create and not os.path.isdir(self.directory):
+  def __init__(self, workdir: str, keep: int = 3, async_save: bool = True, create: bool = True,
+               directory: str = ""):
+    if directory and "://" in directory:
+      self.directory = directory  # e.g. gs://bucket/run/checkpoints
+    else:
+      self.directory = os.path.abspath(directory or os.path.join(workdir, "checkpoints"))
+    if not create and "://" not in self.directory and not os.path.isdir(self.directory):
       raise UserError(f"{workdir}: no checkpoints directory; train first with `dnajax train --workdir {workdir}`")
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save, create=create)
     self.manager = ocp.CheckpointManager(self.directory, options=options)

@@ -19,7 +19,8 @@ def load_run(workdir: str, step: int | None = None):
     raise UserError(f"{workdir}: not a dnajax workdir (no config.json); pass the --workdir of a training run")
   with open(path) as f:
     cfg = config_lib.from_json(f.read())
-  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=False, create=False)
+  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=False, create=False,
+                                 directory=cfg.ckpt.get("dir", ""))
   try:
     step = ckpt.resolve_step(step)
     program = train.Program(cfg)

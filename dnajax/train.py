@@ -360,7 +360,8 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
            f", Bayes-optimal accuracy {validation.bayes['masked_accuracy']:.4f}" if validation.bayes else "")
 
   # State: restore the latest checkpoint or initialise.
-  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save)
+  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save,
+                                 directory=cfg.ckpt.dir)
   start = ckpt.latest_step()
   if start is not None:
     state, _ = program.restore(ckpt, start)

@@ -6,7 +6,7 @@
 # e.g.    launch/local_multiprocess.sh 2 --devices-per-process 4 train --config configs/tiny.py --workdir runs/mp
 # Every process runs the same command; process 0 writes logs and metrics; checkpoints are saved by all together.
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,8p' "$0" >&2; exit 2; fi
+if [ $# -lt 2 ]; then sed -n '2,7p' "$0" >&2; exit 2; fi
 n=$1; shift
 devices=1; port=12355
 while [ $# -gt 0 ]; do

@@ -91,13 +91,24 @@ def test_bad_mesh_configs_fail_before_compiling(tmp_path):
       "batch": base + ["--config.mesh.data=8", "--config.train.global_batch=12"],
       "heads": base + ["--config.mesh.data=1", "--config.mesh.tensor=8"],
       "rules": base + ["--config.mesh.rules.embed=model"],
+      "dry_run_fsdp_tp": ["train", "--config", "configs/fsdp_tp.py", "--workdir", str(tmp_path / "d"), "--dry-run"],
   }})
+  assert out["dry_run_fsdp_tp"]["code"] == 0, out["dry_run_fsdp_tp"]
   for name, needle in (("not_dividing", "cannot be split"), ("batch", "not divisible by the 8 batch shards"),
                        ("heads", "heads dimension (2) is not divisible by mesh axes tensor=8"),
                        ("rules", "unknown mesh axis")):
     r = out[name]
     assert r["code"] == 2 and r["stderr"].count("\n") == 1 and needle in r["stderr"], (name, r)
   assert not (tmp_path / "w").exists()
+
+
+def test_launch_scripts_parse():
+  for name in ("local_multiprocess.sh", "tpu_vm.sh", "slurm_gpu.sbatch"):
+    r = subprocess.run(["bash", "-n", os.path.join(ROOT, "launch", name)], capture_output=True, text=True)
+    assert r.returncode == 0, (name, r.stderr)
+    r = subprocess.run(["bash", os.path.join(ROOT, "launch", name)], capture_output=True, text=True,
+                       env=dict(os.environ, PATH=os.environ["PATH"]))
+    assert r.returncode == 2, (name, r.stderr)  # no arguments: usage, exit 2
 
 
 def _free_port():
