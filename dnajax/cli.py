@@ -11,7 +11,7 @@ import sys
 
 from dnajax.errors import UserError
 
-VERBS = ("prepare", "fetch", "train", "evaluate", "predict")
+VERBS = ("prepare", "fetch", "train", "evaluate", "predict", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +69,13 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--input", required=True, help="FASTA with ? at the positions to fill")
   s.add_argument("--output", help="TSV path (the filled FASTA goes beside it); default: TSV on stdout")
   s.add_argument("--step", type=int)
+
+  s = sub.add_parser("bench", help="tokens/s, MFU, compile time, memory, input rate; optionally vs PyTorch")
+  s.add_argument("--config", default="configs/small.py")
+  s.add_argument("--steps", type=int, default=10, help="steps per timed window")
+  s.add_argument("--windows", type=int, default=5, help="timed windows (the median is reported)")
+  s.add_argument("--output", help="write the results as JSON here")
+  s.add_argument("--compare-torch", action="store_true", help="also run the PyTorch reference (pip install dnajax[bench])")
   return p
 
 
@@ -92,8 +99,8 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]
 def run(argv: list[str]) -> int:
   argv, overrides = _split_overrides(argv)
   args = _build_parser().parse_args(argv)
-  if overrides and args.verb != "train":
-    raise UserError(f"--config.* overrides apply to `dnajax train` only, not `{args.verb}`")
+  if overrides and args.verb not in ("train", "bench"):
+    raise UserError(f"--config.* overrides apply to `dnajax train` and `dnajax bench` only, not `{args.verb}`")
   from dnajax import runtime
   runtime.setup_logging()
 
@@ -138,6 +145,12 @@ def run(argv: list[str]) -> int:
       sys.stdout.write(out)
     else:
       print(f"wrote {out} and {fasta}", file=sys.stderr)
+  elif args.verb == "bench":
+    from dnajax import bench
+    if args.steps < 1 or args.windows < 1:
+      raise UserError("--steps and --windows must be at least 1")
+    print(bench.format_table(bench.bench(args.config, overrides, args.steps, args.windows, args.compare_torch,
+                                         args.output)))
   return 0
 
 
