@@ -8,7 +8,7 @@ def get_config():
   c.data.seq_len = 1024
   c.data.reverse_complement = True
   c.model.update(d_model=768, num_heads=12, num_layers=11, d_ff=3072, max_len=1024, dtype="bfloat16",
-                 mlp="swiglu", attention="auto")
+                 mlp="swiglu")
   c.opt.update(learning_rate=3e-4, warmup_steps=2000, weight_decay=0.1)
   c.train.update(steps=100_000, global_batch=256, eval_every=2000, log_every=100)
   c.eval.update(max_windows=2048, batch=256)

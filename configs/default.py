@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.mlp = "gelu"  # gelu | swiglu
   m.tie_embeddings = False
   m.dtype = "float32"  # float32 | bfloat16
-  m.attention = "einsum"  # auto | xla | cudnn | einsum (einsum is fastest on CPU here)
+  m.attention = "auto"  # auto (per backend and length) | xla | cudnn | einsum | flash; see dnajax/attention.py
 
   c.opt = o = ml_collections.ConfigDict()
   o.learning_rate = 3e-3
