@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -49,7 +50,7 @@ def build_corpus(data_cfg, workdir: str, seed: int, quiet: bool = False) -> corp
     if os.path.isfile(os.path.join(out, "index.json")):
       existing = corpus_lib.Corpus(out)
       if all(existing.index.get(k) == v for k, v in extra.items()) and existing.index["settings"] == \
-          corpus_lib.dataclasses.asdict(settings):
+          dataclasses.asdict(settings):
         return existing
     records = synthetic_records(name, data_cfg.synthetic_bases, data_cfg.synthetic_record_len, seed)
     return corpus_lib.prepare(records, out, settings, extra=extra, force=True)

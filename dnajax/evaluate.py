@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from dnajax import checkpoint, config as config_lib, corpus as corpus_lib, io, metrics, sharding, tokens
+from dnajax import checkpoint, config as config_lib, corpus as corpus_lib, io, metrics, tokens
 from dnajax.errors import UserError
 
 

@@ -81,10 +81,5 @@ def fetch(accessions: list[str], output: str, fmt: str = "fasta", email: str | N
     text, hit = fetch_one(acc, fmt, email)
     texts.append(text.rstrip("\n") + "\n")
     cached += hit
-  d = os.path.dirname(os.path.abspath(output))
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-  with os.fdopen(fd, "w") as f:
-    f.write("".join(texts))
-  os.replace(tmp, output)
+  io.atomic_write_text(output, "".join(texts))
   return {"output": output, "records": len(accessions), "from_cache": cached}

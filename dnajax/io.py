@@ -10,6 +10,7 @@ import dataclasses
 import gzip
 import io
 import os
+import tempfile
 import warnings
 import zlib
 from collections.abc import Iterable, Sequence
@@ -175,6 +176,21 @@ def read_files(paths: Sequence[str], fmt: str | None = None, allow_query: bool =
   for path in expand_inputs(paths):
     records.extend(read_file(path, fmt, allow_query))
   return records
+
+
+def atomic_write_text(path: str, text: str) -> None:
+  """Write a whole file or nothing: a temporary sibling, then an atomic rename."""
+  d = os.path.dirname(os.path.abspath(path))
+  os.makedirs(d, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
+  try:
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def split_segments(rec: Record, n_run: int, min_len: int) -> list[tuple[int, int]]:

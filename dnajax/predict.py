@@ -7,7 +7,6 @@ window in which it sits farthest from an edge. Every '?' is predicted from unmas
 from __future__ import annotations
 
 import os
-import tempfile
 
 import jax
 import numpy as np
@@ -75,14 +74,5 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
     return tsv, None
   fasta_path = os.path.splitext(output)[0] + ".fasta"
   for path, text in ((output, tsv), (fasta_path, fa)):
-    _atomic_write(path, text)
+    io.atomic_write_text(path, text)
   return output, fasta_path
-
-
-def _atomic_write(path: str, text: str) -> None:
-  d = os.path.dirname(os.path.abspath(path))
-  os.makedirs(d, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, shared_file, write
-from dnajax import cli, tokens
+from dnajax import cli
 
 PROTEIN = ">sp|P69905|HBA_HUMAN\nMVLSPADKTNVKAAWGKVGAHAGEYGAEALERMFLSFPTTKTYFPHFDLSHGSAQVKGHGKKVADALTNAVAHVDDMPNALSAL\n"
 

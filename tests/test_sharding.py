@@ -6,13 +6,11 @@ import socket
 import subprocess
 import sys
 
-import jax
 import numpy as np
 import pytest
-from jax.sharding import PartitionSpec as P
 
 from conftest import ROOT
-from dnajax import config, corpus as corpus_lib, sharding, train
+from dnajax import config, corpus as corpus_lib, data, sharding, train
 from dnajax.errors import UserError
 
 COMMON = [["train.steps", "5"], ["train.log_every", "1"], ["train.eval_every", "5"], ["ckpt.every", "5"]]
@@ -52,8 +50,8 @@ def test_rules_from_config():
 def test_no_recompilation_after_the_first_step(tmp_path):
   cfg = config.load("configs/tiny.py")
   program = train.Program(cfg)
-  c = corpus_lib.prepare(__import__("dnajax.data", fromlist=["x"]).synthetic_records("structured", 20_000, 2_000, 0),
-                         str(tmp_path / "c"), corpus_lib.SplitSettings())
+  c = corpus_lib.prepare(data.synthetic_records("structured", 20_000, 2_000, 0), str(tmp_path / "c"),
+                         corpus_lib.SplitSettings())
   sampler = corpus_lib.WindowSampler(c, cfg.data.seq_len, 0.15, seed=0)
   state = program.init()
   for step in range(4):
