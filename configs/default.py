@@ -35,6 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.mlp = "gelu"  # gelu | swiglu
   m.tie_embeddings = False
   m.dtype = "float32"  # float32 | bfloat16
+  m.remat = "none"  # none | full | dots: trade compute for activation memory
   m.attention = "auto"  # auto (per backend and length) | xla | cudnn | einsum | flash; see dnajax/attention.py
 
   c.opt = o = ml_collections.ConfigDict()

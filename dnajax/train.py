@@ -378,8 +378,8 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   def meta(step):
     return {"step": step, "config": cfg.to_dict(), "data_position": {"next_step": step}}
 
-  def host_batch(step):
-    return sampler.rows(step, rows)
+  def next_device_batch(step):  # runs in a worker thread: host rows and the transfer overlap the running step
+    return program.to_global(sampler.rows(step, rows))
 
   timer = {"t0": time.time(), "steps_done": start}
 
@@ -407,12 +407,12 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   try:
     bar = tqdm(total=total, initial=start, disable=not (show_progress and runtime.is_main()), unit="step",
                dynamic_ncols=True)
-    next_batch = pool.submit(host_batch, start) if start < total else None
+    next_batch = pool.submit(next_device_batch, start) if start < total else None
     pending = []
     for step in range(start, total):
-      batch = program.to_global(next_batch.result())
+      batch = next_batch.result()
       if step + 1 < total:
-        next_batch = pool.submit(host_batch, step + 1)
+        next_batch = pool.submit(next_device_batch, step + 1)
       state, m = program.train_step(state, batch)
       done = step + 1
       pending.append(m)

@@ -70,3 +70,18 @@ def test_loss_ignores_unmasked_positions():
   third = ids.copy()
   third[0, 0] = tokens.A + (third[0, 0] - tokens.A + 1) % 4
   assert float(loss(third)[0]) != float(l1)
+
+
+@pytest.mark.parametrize("remat", ["full", "dots"])
+def test_remat_gives_the_same_loss_and_gradients(remat):
+  ids = jnp.asarray(np.random.default_rng(3).integers(tokens.A, tokens.T + 1, (2, 24)))
+
+  def loss_and_grad(m):
+    graphdef, params = nnx.split(m, nnx.Param)
+    f = lambda p: nnx.merge(graphdef, p)(ids, jax.random.key(0)).sum()
+    return jax.value_and_grad(f)(nnx.to_pure_dict(params))
+
+  (l1, g1), (l2, g2) = loss_and_grad(_model(dropout=0.1)), loss_and_grad(_model(dropout=0.1, remat=remat))
+  np.testing.assert_allclose(l1, l2, rtol=1e-6)
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
