@@ -11,7 +11,7 @@ import sys
 
 from dnajax.errors import UserError
 
-VERBS = ("prepare", "fetch", "train", "evaluate", "predict", "bench")
+VERBS = ("prepare", "fetch", "train", "evaluate", "predict", "baseline", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,6 +69,15 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--input", required=True, help="FASTA with ? at the positions to fill")
   s.add_argument("--output", help="TSV path (the filled FASTA goes beside it); default: TSV on stdout")
   s.add_argument("--step", type=int)
+
+  s = sub.add_parser("baseline", help="the k-mer context and majority-base baselines alone")
+  s.add_argument("--data", nargs="+", required=True, help="training data: FASTA/GenBank files or a prepared corpus")
+  s.add_argument("--input", nargs="+", required=True, help="files to evaluate on")
+  s.add_argument("--mask-rate", type=float, default=0.15)
+  s.add_argument("--seed", type=int, default=1234)
+  s.add_argument("--seq-len", type=int, default=128, help="evaluation window length")
+  s.add_argument("--format", choices=("fasta", "genbank"))
+  s.add_argument("--json", action="store_true")
 
   s = sub.add_parser("bench", help="tokens/s, MFU, compile time, memory, input rate; optionally vs PyTorch")
   s.add_argument("--config", default="configs/small.py")
@@ -145,6 +154,16 @@ def run(argv: list[str]) -> int:
       sys.stdout.write(out)
     else:
       print(f"wrote {out} and {fasta}", file=sys.stderr)
+  elif args.verb == "baseline":
+    from dnajax import baselines
+    if not 0.0 < args.mask_rate < 1.0:
+      raise UserError(f"--mask-rate {args.mask_rate}: must be between 0 and 1")
+    r = baselines.run(args.data, args.input, args.mask_rate, args.seed, args.seq_len, args.format)
+    k = r["kmer"]
+    print(json.dumps(r, indent=1) if args.json else
+          f"{r['num_masked']} masked bases: k-mer context model (k={k['max_k']}, min count {k['min_count']}) "
+          f"masked_accuracy {k['masked_accuracy']:.4f} loss {k['loss']:.4f}; majority base "
+          f"{r['majority_base_of_training_data']['masked_accuracy']:.4f}; uniform 0.25")
   elif args.verb == "bench":
     from dnajax import bench
     if args.steps < 1 or args.windows < 1:

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from dnajax import checkpoint, config as config_lib, corpus as corpus_lib, io, metrics, tokens
+from dnajax import baselines, checkpoint, config as config_lib, corpus as corpus_lib, io, metrics, tokens
 from dnajax.errors import UserError
 
 
@@ -51,9 +51,11 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
                       "majority_base_of_input": metrics.majority_base_accuracy(counts, targets, weights)}
   train_index = os.path.join(workdir, "corpus", "index.json")
   if os.path.isfile(train_index):
-    train_counts = corpus_lib.Corpus(os.path.dirname(train_index)).base_counts("train")
-    out["baselines"]["majority_base_of_training_data"] = metrics.majority_base_accuracy(train_counts, targets,
-                                                                                        weights)
+    train_corpus = corpus_lib.Corpus(os.path.dirname(train_index))
+    out["baselines"]["majority_base_of_training_data"] = metrics.majority_base_accuracy(
+        train_corpus.base_counts("train"), targets, weights)
+    kmer = baselines.select_and_fit(baselines.train_sequences(train_corpus), mask_rate, cfg.data.seq_len, seed)
+    out["baselines"]["kmer_of_training_data"] = baselines.kmer_report(kmer, inputs_, targets, weights)
   out.update(checkpoint_step=step, mask_rate=mask_rate, seed=seed, inputs=list(inputs),
              devices=int(program.mesh.devices.size),
              num_sequences=len(records), num_windows=int(len(w.ids)), seq_len=cfg.data.seq_len)
@@ -75,4 +77,8 @@ def format_text(r: dict) -> str:
   b = r["baselines"]
   lines.append(f"baselines: uniform 0.25   majority base of input ({b['majority_base_of_input']['base']}) "
                f"{b['majority_base_of_input']['masked_accuracy']:.4f}")
+  if "kmer_of_training_data" in b:
+    k = b["kmer_of_training_data"]
+    lines.append(f"k-mer context model of the training data (k={k['max_k']}): masked_accuracy "
+                 f"{k['masked_accuracy']:.4f}  loss {k['loss']:.4f}")
   return "\n".join(lines)

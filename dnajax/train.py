@@ -26,7 +26,7 @@ import psutil
 from flax import nnx
 from tqdm import tqdm
 
-from dnajax import checkpoint, config as config_lib, corpus as corpus_lib, data, metrics, optim, runtime, \
+from dnajax import baselines, checkpoint, config as config_lib, corpus as corpus_lib, data, metrics, optim, runtime, \
     sharding, synthetic, tokens
 from dnajax.errors import UserError
 from dnajax.model import Encoder, ModelConfig, count_params
@@ -251,9 +251,12 @@ class Validation:
     self.inputs, self.targets, self.weights = corpus_lib.eval_masks(w.ids, cfg.eval.mask_rate, cfg.eval.seed)
     self.strata = w.soft.astype(np.int32)
     self.soft_masked = bool(w.soft.any())
+    kmer = baselines.select_and_fit(baselines.train_sequences(corpus), cfg.eval.mask_rate, cfg.data.seq_len,
+                                    cfg.eval.seed)
     self.baselines = {"uniform": 0.25,
                       "majority_base": metrics.majority_base_accuracy(corpus.base_counts("train"), self.targets,
-                                                                      self.weights)["masked_accuracy"]}
+                                                                      self.weights)["masked_accuracy"],
+                      "kmer": baselines.kmer_report(kmer, self.inputs, self.targets, self.weights)}
     self.bayes = None
     if corpus.synthetic:
       s = synthetic.bayes_sums(synthetic.get_hmm(corpus.synthetic), self.inputs, self.targets, self.weights)
@@ -275,7 +278,9 @@ def describe_eval(m: dict) -> str:
   if "bayes" in m:
     s += (f" | Bayes-optimal {m['bayes']['masked_accuracy']:.4f} ({100 * m['fraction_of_bayes']:.1f}% of it), "
           f"Bayes loss {m['bayes']['loss']:.4f}")
-  s += f" | majority base {m['baselines']['majority_base']:.4f}, uniform 0.25"
+  k = m["baselines"]["kmer"]
+  s += (f" | k-mer context model {k['masked_accuracy']:.4f} (loss {k['loss']:.4f}), "
+        f"majority base {m['baselines']['majority_base']:.4f}, uniform 0.25")
   return s
 
 

@@ -32,6 +32,7 @@ def test_evaluate_json(tiny_run, tmp_path, capsys):
               "per_base_accuracy", "repeat", "non_repeat"):
     assert key in r
   assert r["checkpoint_step"] == 60 and r["mask_rate"] == 0.3 and set(r["per_base_accuracy"]) == set("ACGT")
+  assert 0 < r["baselines"]["kmer_of_training_data"]["masked_accuracy"] < 1
   assert r["repeat"]["num_masked"] + r["non_repeat"]["num_masked"] == r["num_masked"]
   assert abs(r["num_masked"] - 0.3 * 4200) < 100
   assert abs(r["perplexity"] - np.exp(r["loss"])) < 1e-9

@@ -14,6 +14,8 @@ def test_tiny_run_learns_the_structured_data(tiny_run):
   assert final["masked_accuracy"] > majority + 0.05, final
   assert final["bayes"]["masked_accuracy"] > final["masked_accuracy"]
   assert 0 < final["fraction_of_bayes"] < 1
+  kmer = final["baselines"]["kmer"]
+  assert majority < kmer["masked_accuracy"] < final["bayes"]["masked_accuracy"]  # the Bayes limit bounds it too
   lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
   train_lines = [x for x in lines if x["split"] == "train"]
   assert train_lines[-1]["loss"] < train_lines[0]["loss"]
