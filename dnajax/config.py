@@ -90,12 +90,24 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:
-  """A config saved with `to_json` (tuples come back as tuples)."""
+  """A config saved with `to_json` (tuples come back as tuples). Keys added to dnajax since it was saved take
+  their values from configs/default.py, so older workdirs keep loading."""
   def tuples(x):
     if isinstance(x, dict):
       return {k: tuples(v) for k, v in x.items()}
     return tuple(x) if isinstance(x, list) else x
-  cfg = ml_collections.ConfigDict(tuples(json.loads(text)))
+
+  def merge(base, saved):
+    out = dict(base)
+    for k, v in saved.items():
+      out[k] = merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+  try:
+    saved = tuples(json.loads(text))
+  except ValueError:
+    raise UserError("config.json: not valid JSON; the workdir is damaged") from None
+  cfg = ml_collections.ConfigDict(merge(_module_for("default").get_config().to_dict(), saved))
   cfg.lock()
   return cfg
 

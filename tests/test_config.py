@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from dnajax import config
@@ -35,3 +37,10 @@ def test_seed_config_is_the_prototype():
 def test_missing_config_file():
   with pytest.raises(UserError, match="no such file"):
     config.load("configs/nope.py")
+
+
+def test_older_saved_configs_gain_new_keys():
+  saved = config.load("configs/tiny.py").to_dict()
+  del saved["mesh"]["rules"], saved["model"]["remat"]
+  c = config.from_json(json.dumps(saved))
+  assert c.mesh.rules.embed == "fsdp" and c.model.remat == "none" and c.model.d_model == 32
