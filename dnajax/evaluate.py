@@ -20,7 +20,7 @@ def load_run(workdir: str, step: int | None = None):
   with open(path) as f:
     cfg = config_lib.from_json(f.read())
   ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=False, create=False,
-                                 directory=cfg.ckpt.get("dir", ""))
+                                 directory=cfg.ckpt.dir)
   try:
     step = ckpt.resolve_step(step)
     program = train.Program(cfg)

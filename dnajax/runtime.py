@@ -11,7 +11,7 @@ from dnajax.errors import UserError
 
 log = logging.getLogger("dnajax")
 
-_MULTIPROCESS_ENV = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID")
+_DETECTED_BY_JAX = ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID")  # JAX configures these itself
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -32,7 +32,7 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
   if process_id is None and os.environ.get("JAX_PROCESS_ID"):
     process_id = int(os.environ["JAX_PROCESS_ID"])
   explicit = coordinator is not None or (num_processes or 1) > 1
-  detected = (any(os.environ.get(v) for v in _MULTIPROCESS_ENV[1:])
+  detected = (any(os.environ.get(v) for v in _DETECTED_BY_JAX)
               and int(os.environ.get("SLURM_NTASKS", "2")) > 1)
   try:
     if explicit:

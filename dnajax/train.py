@@ -153,14 +153,14 @@ class Program:
     """Batch sizes must split evenly over the batch mesh axes and the processes (checked before compiling)."""
     shards = sharding.axis_size(self.mesh, self.rules.get("batch"))
     cfg, n_proc = self.cfg, jax.process_count()
-    for name, size in (("train.global_batch / train.grad_accum", cfg.train.global_batch // max(cfg.train.grad_accum, 1)),
+    if cfg.train.grad_accum < 1 or cfg.train.global_batch % cfg.train.grad_accum:
+      raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by "
+                      f"train.grad_accum={cfg.train.grad_accum}")
+    for name, size in (("train.global_batch / train.grad_accum", cfg.train.global_batch // cfg.train.grad_accum),
                        ("eval.batch", cfg.eval.batch)):
       if size % shards or size % n_proc:
         raise UserError(f"{name}={size} is not divisible by the {shards} batch shards "
                         f"(mesh axes {self.rules.get('batch')}) and {n_proc} processes; change the batch or the mesh")
-    if cfg.train.global_batch % max(cfg.train.grad_accum, 1):
-      raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by "
-                      f"train.grad_accum={cfg.train.grad_accum}")
 
   def to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
     return sharding.to_global(self.mesh, local, self.rules)
