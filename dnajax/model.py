@@ -94,15 +94,15 @@ class LayerNorm(nnx.Module):
 
 
 def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
-  """Rotary position embedding (rotate-half form) over the last axis."""
+  """Rotary position embedding (rotate-half form) over the last axis: x * cos + rotate_half(x) * sin, with
+  rotate_half written as a roll and a sign folded into sin (slices and a concatenate ran 4x slower on CPU)."""
   L, H = x_BxLxNxH.shape[1], x_BxLxNxH.shape[-1]
   inv_freq = base ** (-jnp.arange(0, H, 2, dtype=jnp.float32) / H)
   angles_LxH2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-  sin = jnp.sin(angles_LxH2)[None, :, None, :]
-  cos = jnp.cos(angles_LxH2)[None, :, None, :]
+  cos_LxH = jnp.concatenate([jnp.cos(angles_LxH2)] * 2, axis=-1)[None, :, None, :]
+  sin_LxH = jnp.concatenate([-jnp.sin(angles_LxH2), jnp.sin(angles_LxH2)], axis=-1)[None, :, None, :]
   x = x_BxLxNxH.astype(jnp.float32)
-  x1, x2 = x[..., : H // 2], x[..., H // 2:]
-  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x_BxLxNxH.dtype)
+  return (x * cos_LxH + jnp.roll(x, H // 2, axis=-1) * sin_LxH).astype(x_BxLxNxH.dtype)
 
 
 class Block(nnx.Module):
@@ -121,25 +121,31 @@ class Block(nnx.Module):
 
   def __call__(self, x_BxLxD, mask_BxL, key):
     cfg, dt = self.cfg, x_BxLxD.dtype
+    B, L, D = x_BxLxD.shape
     keys = jax.random.split(key, 3) if key is not None else (None,) * 3
-    h = self.ln_attn(x_BxLxD)
-    qkv_BxLx3xNxH = jnp.einsum("bld,dknh->blknh", h, self.qkv[...].astype(dt))
-    q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (constrain(qkv_BxLx3xNxH[:, :, i], ("batch", "length", "heads", None))
-                                       for i in range(3))
+    # Projections are 2-D matmuls over [B*L] rows, one per weight slice: then the weight gradients are plain
+    # matmuls too. With (B, L) rows or a stacked output axis, XLA's CPU backend transposes the activations for
+    # each weight gradient (measured: the MLP's forward+backward took 1.55x as long).
+    h_RxD = self.ln_attn(x_BxLxD).reshape(B * L, D)
+    w_Dx3xNxH = self.qkv[...].astype(dt)
+    q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (
+        constrain(jnp.einsum("rd,dnh->rnh", h_RxD, w_Dx3xNxH[:, i]).reshape(B, L, cfg.num_heads, cfg.head_dim),
+                  ("batch", "length", "heads", None))
+        for i in range(3))
     if cfg.pos_encoding == "rope":
       q_BxLxNxH, k_BxLxNxH = rope(q_BxLxNxH, cfg.rope_base), rope(k_BxLxNxH, cfg.rope_base)
     a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
-    a_BxLxD = jnp.einsum("blnh,nhd->bld", a_BxLxNxH, self.out[...].astype(dt))
-    x_BxLxD = x_BxLxD + _dropout(a_BxLxD, cfg.dropout, keys[0])
-    h = self.ln_mlp(x_BxLxD)
-    u_BxLxKxF = jnp.einsum("bld,dkf->blkf", h, self.w_in[...].astype(dt))
+    a_RxD = jnp.einsum("rnh,nhd->rd", a_BxLxNxH.reshape(B * L, cfg.num_heads, cfg.head_dim), self.out[...].astype(dt))
+    x_BxLxD = x_BxLxD + _dropout(a_RxD.reshape(B, L, D), cfg.dropout, keys[0])
+    h_RxD = self.ln_mlp(x_BxLxD).reshape(B * L, D)
+    w_DxKxF = self.w_in[...].astype(dt)
     if cfg.mlp == "swiglu":
-      u_BxLxF = jax.nn.silu(u_BxLxKxF[:, :, 0]) * u_BxLxKxF[:, :, 1]
+      u_RxF = jax.nn.silu(h_RxD @ w_DxKxF[:, 0]) * (h_RxD @ w_DxKxF[:, 1])
     else:
-      u_BxLxF = jax.nn.gelu(u_BxLxKxF[:, :, 0])
-    u_BxLxF = _dropout(constrain(u_BxLxF, ("batch", "length", "mlp")), cfg.dropout, keys[1])
-    m_BxLxD = jnp.einsum("blf,fd->bld", u_BxLxF, self.w_out[...].astype(dt))
-    return constrain(x_BxLxD + _dropout(m_BxLxD, cfg.dropout, keys[2]), ("batch", "length", None))
+      u_RxF = jax.nn.gelu(h_RxD @ w_DxKxF[:, 0])
+    u_BxLxF = _dropout(constrain(u_RxF.reshape(B, L, cfg.d_ff), ("batch", "length", "mlp")), cfg.dropout, keys[1])
+    m_RxD = jnp.einsum("rf,fd->rd", u_BxLxF.reshape(B * L, cfg.d_ff), self.w_out[...].astype(dt))
+    return constrain(x_BxLxD + _dropout(m_RxD.reshape(B, L, D), cfg.dropout, keys[2]), ("batch", "length", None))
 
 
 class Encoder(nnx.Module):

@@ -85,3 +85,19 @@ def test_remat_gives_the_same_loss_and_gradients(remat):
   np.testing.assert_allclose(l1, l2, rtol=1e-6)
   for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_rope_matches_complex_rotation_and_is_relative():
+  from dnajax.model import rope
+  x = jax.random.normal(jax.random.key(0), (1, 12, 2, 8))
+  # Reference: pairs (x_j, x_{j+H/2}) as complex numbers rotated by position * base^(-2j/H).
+  H = 8
+  theta = 10000.0 ** (-np.arange(0, H, 2) / H)
+  z = np.asarray(x[..., :H // 2]) + 1j * np.asarray(x[..., H // 2:])
+  z = z * np.exp(1j * np.arange(12)[None, :, None, None] * theta)
+  np.testing.assert_allclose(rope(x, 10000.0), np.concatenate([z.real, z.imag], -1), atol=1e-5)
+  # q.k after rotation depends only on the offset between positions.
+  q, k = jax.random.normal(jax.random.key(1), (2, 8))
+  rq = rope(jnp.broadcast_to(q, (1, 12, 1, 8)), 10000.0)[0, :, 0]
+  rk = rope(jnp.broadcast_to(k, (1, 12, 1, 8)), 10000.0)[0, :, 0]
+  np.testing.assert_allclose(rq[3] @ rk[1], rq[10] @ rk[8], rtol=1e-4)
