@@ -17,11 +17,16 @@ def get_config() -> ml_collections.ConfigDict:
   d.synthetic_record_len = 20_000
   d.seq_len = 128
   d.mask_rate = 0.15
+  d.mask_rate_max = 0.0  # > mask_rate: each training window draws its rate uniformly from [mask_rate, mask_rate_max]
+  # Sequence-length curriculum: "128:0.8" trains on 128-base windows for the first 80% of the steps, then on
+  # seq_len; "128:0.5,256:0.8" has three stages. Empty: seq_len throughout. One compile per length.
+  d.curriculum = ""
   d.val_fraction = 0.1
   d.split = "auto"  # auto | records | blocks
   d.n_run = 10  # records are split at runs of at least this many N
   d.min_len = 64  # segments shorter than this are dropped
   d.max_n_fraction = 0.5
+  d.cds = False  # inputs are coding sequences (CDS FASTA, or GenBank CDS features): codon-aligned windows
   d.reverse_complement = False  # augmentation: each training window reverse-complemented with p=0.5
 
   c.model = m = ml_collections.ConfigDict()
@@ -46,6 +51,7 @@ def get_config() -> ml_collections.ConfigDict:
   o.clip_norm = 1.0
   o.b1 = 0.9
   o.b2 = 0.98
+  o.skip_nonfinite = False  # True: an update with non-finite loss/gradients is skipped (logged) instead of stopping
 
   c.train = t = ml_collections.ConfigDict()
   t.steps = 800

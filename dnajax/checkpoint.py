@@ -1,5 +1,8 @@
 """Orbax checkpoints in `workdir/checkpoints`: the train state plus JSON metadata (step, config, data position).
 
+A save is written to a temporary directory and renamed when complete, so a process killed mid-save leaves only an
+uncommitted temporary directory, which orbax ignores: the next start resumes from the last complete step.
+
 Resume order: (1) read the config saved in the workdir, (2) build the abstract sharded state, (3) restore the
 latest step into it, (4) the data sampler continues at that step (its rows depend only on seed and step).
 """
@@ -39,9 +42,25 @@ class Checkpointer:
     return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
   def restore(self, step: int, abstract_state):
-    out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                                             meta=ocp.args.JsonRestore()))
+    """(state, meta) of `step`. A step that cannot be read (corrupt, foreign or from another model) is one line
+    naming it and the steps that can be."""
+    try:
+      out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                               meta=ocp.args.JsonRestore()))
+    except Exception as e:  # orbax/tensorstore raise many types for unreadable or mismatched data
+      usable = [s for s in self.all_steps() if s != step and self._readable(s)]
+      msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+      raise UserError(f"{os.path.join(self.directory, str(step))}: cannot restore this checkpoint ({msg}); usable "
+                      f"steps: {', '.join(map(str, usable)) or 'none'}; delete the bad step directory (or pass "
+                      "--step) and rerun") from None
     return out["state"], out["meta"]
+
+  def _readable(self, step: int) -> bool:
+    try:
+      self.restore_meta(step)
+      return True
+    except Exception:
+      return False
 
   def resolve_step(self, step: int | None) -> int:
     steps = self.all_steps()

@@ -63,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--seed", type=int, help="mask seed (default: the training config's eval.seed)")
   s.add_argument("--format", choices=("fasta", "genbank"))
   s.add_argument("--json", action="store_true", help="print one JSON object")
+  s.add_argument("--no-reverse-complement", action="store_true",
+                 help="skip the reverse-strand pass (the strand-consistency score; halves the time)")
 
   s = sub.add_parser("predict", help="fill the '?' positions of a FASTA file")
   s.add_argument("--workdir", required=True)
@@ -78,6 +80,26 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--seq-len", type=int, default=128, help="evaluation window length")
   s.add_argument("--format", choices=("fasta", "genbank"))
   s.add_argument("--json", action="store_true")
+
+  s = sub.add_parser("score", help="pseudo-log-likelihood of each sequence (each base or codon masked in turn)")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--input", nargs="+", required=True)
+  s.add_argument("--unit", choices=("base", "codon"), default="base",
+                 help="mask one base at a time, or the three bases of each codon together")
+  s.add_argument("--step", type=int)
+  s.add_argument("--format", choices=("fasta", "genbank"))
+  s.add_argument("--json", action="store_true", help="one JSON object (with per-position log-probabilities)")
+
+  s = sub.add_parser("report", help="training/validation curves (PNG) and a Markdown summary of a run")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--output", help="Markdown path; the PNGs go beside it (default: WORKDIR/report.md)")
+
+  s = sub.add_parser("quality", help="benchmark: train a config on synthetic and real genomes; table vs baselines")
+  s.add_argument("--workdir", required=True, help="runs go to WORKDIR/synthetic and WORKDIR/ecoli (reused if done)")
+  s.add_argument("--config", default="configs/cpu.py")
+  s.add_argument("--data-dir", help="the shared data directory (default: ../shared/data beside the project)")
+  s.add_argument("--only", choices=("synthetic", "real"))
+  s.add_argument("--output", help="write the results as JSON here")
 
   s = sub.add_parser("bench", help="tokens/s, MFU, compile time, memory, input rate; optionally vs PyTorch")
   s.add_argument("--config", default="configs/small.py")
@@ -108,8 +130,8 @@ def _split_overrides(argv: list[str]) -> tuple[list[str], list[tuple[str, str]]]
 def run(argv: list[str]) -> int:
   argv, overrides = _split_overrides(argv)
   args = _build_parser().parse_args(argv)
-  if overrides and args.verb not in ("train", "bench"):
-    raise UserError(f"--config.* overrides apply to `dnajax train` and `dnajax bench` only, not `{args.verb}`")
+  if overrides and args.verb not in ("train", "bench", "quality"):
+    raise UserError(f"--config.* overrides apply to `dnajax train`, `bench` and `quality` only, not `{args.verb}`")
   from dnajax import runtime
   runtime.setup_logging()
 
@@ -139,14 +161,25 @@ def run(argv: list[str]) -> int:
       print(train.describe_dry_run(train.dry_run(cfg)))
       return 0
     final = train.train_and_evaluate(cfg, args.workdir, show_progress=not args.no_progress, stop_at=args.stop_at)
-    if runtime.is_main():
+    if final.get("interrupted"):
+      print(f"stopped by {final['signal']} after step {final['checkpoint_step']} (checkpoint saved); rerun the "
+            "same command to resume", file=sys.stderr)
+    elif runtime.is_main():
       print(f"final validation (step {final['checkpoint_step']}, {final['wall_seconds']:.0f} s): "
             f"{train.describe_eval(final)}")
   elif args.verb == "evaluate":
     from dnajax import evaluate
     r = evaluate.evaluate(args.workdir, args.input, args.step, args.mask_rate, args.seed, args.format,
-                          progress=True)
+                          progress=True, reverse_complement=not args.no_reverse_complement)
     print(json.dumps(r, indent=1) if args.json else evaluate.format_text(r))
+  elif args.verb == "score":
+    from dnajax import score
+    r = score.score(args.workdir, args.input, args.unit, args.step, args.format, per_position=args.json)
+    print(json.dumps(r) if args.json else score.format_tsv(r), end="" if not args.json else "\n")
+  elif args.verb == "report":
+    from dnajax import report
+    md, images = report.report(args.workdir, args.output)
+    print(f"wrote {md} and {', '.join(images)}")
   elif args.verb == "predict":
     from dnajax import predict
     out, fasta = predict.predict(args.workdir, args.input, args.output, args.step)
@@ -164,6 +197,12 @@ def run(argv: list[str]) -> int:
           f"{r['num_masked']} masked bases: k-mer context model (k={k['max_k']}, min count {k['min_count']}) "
           f"masked_accuracy {k['masked_accuracy']:.4f} loss {k['loss']:.4f}; majority base "
           f"{r['majority_base_of_training_data']['masked_accuracy']:.4f}; uniform 0.25")
+  elif args.verb == "quality":
+    from dnajax import io, quality
+    r = quality.run(args.workdir, args.config, args.data_dir, args.only, overrides=overrides)
+    if args.output:
+      io.atomic_write_text(args.output, json.dumps(r, indent=1) + "\n")
+    print(quality.table(r))
   elif args.verb == "bench":
     from dnajax import bench
     if args.steps < 1 or args.windows < 1:

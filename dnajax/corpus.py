@@ -187,23 +187,30 @@ class WindowSampler:
   """
 
   def __init__(self, corpus: Corpus, seq_len: int, mask_rate: float, seed: int, max_n_fraction: float = 0.5,
-               reverse_complement: bool = False, split: str = "train"):
+               reverse_complement: bool = False, split: str = "train", mask_rate_max: float = 0.0):
+    """`mask_rate_max` > `mask_rate`: each window draws its own rate uniformly from [mask_rate, mask_rate_max]
+    (a model then serves evaluation at any rate in that range)."""
     self.corpus, self.seq_len, self.mask_rate, self.seed = corpus, seq_len, mask_rate, seed
+    self.mask_rate_max = mask_rate_max
     self.max_n_fraction, self.rc = max_n_fraction, reverse_complement
     segs = corpus.split(split)
     if not segs:
       raise UserError(f"{corpus.path}: the {split} split is empty; add data or change data.val_fraction")
+    # A codon-aligned corpus (coding sequences) starts windows only where the record's reading frame does.
+    self.align = 3 if corpus.index.get("codon_aligned") else 1
+    self.first = np.array([(-s["start"]) % self.align for s in segs], dtype=np.int64)  # first aligned position
     self.offsets = np.array([s["offset"] for s in segs], dtype=np.int64)
     self.lengths = np.array([s["length"] for s in segs], dtype=np.int64)
-    self.cum_starts = np.cumsum(np.maximum(self.lengths - seq_len + 1, 1))
+    n_starts = np.maximum((self.lengths - self.first - seq_len) // self.align + 1, 1)
+    self.cum_starts = np.cumsum(n_starts)
 
   def window(self, rng: np.random.Generator) -> np.ndarray:
     L = self.seq_len
     for _ in range(10):
       k = int(rng.integers(self.cum_starts[-1]))
       seg = int(np.searchsorted(self.cum_starts, k, side="right"))
-      start = k - (int(self.cum_starts[seg - 1]) if seg else 0)
-      n = min(L, int(self.lengths[seg]))
+      start = int(self.first[seg]) + self.align * (k - (int(self.cum_starts[seg - 1]) if seg else 0))
+      n = max(0, min(L, int(self.lengths[seg]) - start))
       ids = np.full(L, tokens.PAD, dtype=np.uint8)
       ids[:n] = self.corpus.tokens[self.offsets[seg] + start:self.offsets[seg] + start + n]
       if (ids[:n] == tokens.N).mean() <= self.max_n_fraction:
@@ -217,7 +224,9 @@ class WindowSampler:
     out = {"inputs": [], "targets": [], "weights": []}
     for r in row_ids:
       rng = np.random.default_rng([self.seed, step, r])
-      inputs, targets, weights = masking.mask_for_training(self.window(rng), self.mask_rate, rng)
+      ids = self.window(rng)
+      rate = rng.uniform(self.mask_rate, self.mask_rate_max) if self.mask_rate_max > self.mask_rate else self.mask_rate
+      inputs, targets, weights = masking.mask_for_training(ids, rate, rng)
       out["inputs"].append(inputs)
       out["targets"].append(targets)
       out["weights"].append(weights)
@@ -229,7 +238,7 @@ class Windows:
   """Fixed windows tiled over sequences, for evaluation and prediction."""
 
   ids: np.ndarray  # uint8[W, L]
-  soft: np.ndarray  # bool[W, L]
+  soft: np.ndarray  # bool[W, L] (or the dtype of the labels given to `tile`)
   seq_index: np.ndarray  # int64[W]: which input sequence
   start: np.ndarray  # int64[W]: position of column 0 in that sequence
 
@@ -244,7 +253,7 @@ def tile(seqs: Sequence[np.ndarray], softs: Sequence[np.ndarray], seq_len: int, 
       starts.append(len(s) - seq_len)
     for a in starts:
       w = np.full(seq_len, tokens.PAD, dtype=np.uint8)
-      f = np.zeros(seq_len, dtype=bool)
+      f = np.zeros(seq_len, dtype=np.asarray(m).dtype)  # any per-base label rides along (soft mask: bool)
       piece = s[a:a + seq_len]
       w[:len(piece)] = piece
       f[:len(piece)] = m[a:a + seq_len]

@@ -55,5 +55,9 @@ def build_corpus(data_cfg, workdir: str, seed: int, quiet: bool = False) -> corp
     records = synthetic_records(name, data_cfg.synthetic_bases, data_cfg.synthetic_record_len, seed)
     return corpus_lib.prepare(records, out, settings, extra=extra, force=True)
   files = io.expand_inputs(sources)
+  if data_cfg.cds:  # coding sequences only, each in frame from its first base: windows start on codon boundaries
+    records, counts = io.read_coding_sequences(files, data_cfg.format or None)
+    return corpus_lib.prepare(records, out, settings, sources=files, force=True,
+                              extra={"codon_aligned": True, "coding_sequences": counts})
   records = io.read_files(files, data_cfg.format or None)
   return corpus_lib.prepare(records, out, settings, sources=files, force=True)  # reused when unchanged

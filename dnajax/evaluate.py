@@ -31,7 +31,10 @@ def load_run(workdir: str, step: int | None = None):
 
 
 def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate: float | None = None,
-             seed: int | None = None, fmt: str | None = None, progress: bool = False) -> dict:
+             seed: int | None = None, fmt: str | None = None, progress: bool = False,
+             reverse_complement: bool = True) -> dict:
+  """Model and baselines on every masked base of `inputs`, with strata (repeat, coding/codon position, GC bin) and
+  the reverse-complement consistency (a second pass over the reverse strand) unless turned off."""
   records = io.read_files(inputs, fmt)  # read first: a bad file fails before any model work
   cfg, program, params, step = load_run(workdir, step)
   mask_rate = cfg.eval.mask_rate if mask_rate is None else mask_rate
@@ -42,10 +45,19 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   inputs_, targets, weights = corpus_lib.eval_masks(w.ids, mask_rate, seed)
   if weights.sum() == 0:
     raise UserError(f"{', '.join(inputs)}: no A/C/G/T base was masked; raise --mask-rate or use a longer input")
-  soft = bool(w.soft.any())
-  sums = program.evaluate(params, inputs_, targets, weights, w.soft.astype(np.int32), cfg.eval.batch,
-                          progress=progress)
-  out = metrics.report(sums, soft)
+  probs = program.predict_windows(params, inputs_, cfg.eval.batch, progress=progress)
+  nll, correct = metrics.position_scores(probs, targets)
+  strata = metrics.gc_strata(w.ids)
+  if w.soft.any():
+    strata.update(repeat=w.soft, non_repeat=~w.soft)
+  if any(r.codon_position is not None for r in records):
+    labels = [r.codon_position if r.codon_position is not None else np.zeros(len(r.ids), np.int8) for r in records]
+    strata.update(metrics.codon_strata(corpus_lib.tile([r.ids for r in records], labels, cfg.data.seq_len).soft))
+  out = metrics.position_report(nll, correct, targets, weights, strata)
+  if reverse_complement:
+    rc_inputs = metrics.reverse_complement_windows(inputs_)
+    back = metrics.from_reverse_strand(program.predict_windows(params, rc_inputs, cfg.eval.batch, progress), rc_inputs)
+    out["reverse_complement"] = metrics.strand_consistency(probs, back, targets, weights)
   counts = np.array([sum(int((r.ids == b).sum()) for r in records) for b in tokens.BASE_IDS])
   out["baselines"] = {"uniform": 0.25,
                       "majority_base_of_input": metrics.majority_base_accuracy(counts, targets, weights)}
@@ -69,11 +81,14 @@ def format_text(r: dict) -> str:
            f"perplexity {r['perplexity']:.3f}",
            "per base: " + "  ".join(f"{b} {v:.4f}" if v is not None else f"{b} -"
                                     for b, v in r["per_base_accuracy"].items())]
-  for name in metrics.STRATA:
-    if name in r and r[name]["num_masked"]:
-      s = r[name]
-      lines.append(f"{name}: masked_accuracy {s['masked_accuracy']:.4f}  loss {s['loss']:.4f}  "
-                   f"n {s['num_masked']}")
+  for name, st in r.get("strata", {}).items():
+    lines.append(f"  {name:18s} masked_accuracy {st['masked_accuracy']:.4f}  loss {st['loss']:.4f}  "
+                 f"n {st['num_masked']}")
+  rc = r.get("reverse_complement")
+  if rc:
+    lines.append(f"reverse complement: same prediction at {100 * rc['agreement']:.1f}% of masked bases, mean "
+                 f"total-variation distance {rc['mean_tv_distance']:.4f}, accuracy from the reverse strand "
+                 f"{rc['masked_accuracy_from_reverse_strand']:.4f}")
   b = r["baselines"]
   lines.append(f"baselines: uniform 0.25   majority base of input ({b['majority_base_of_input']['base']}) "
                f"{b['majority_base_of_input']['masked_accuracy']:.4f}")

@@ -35,6 +35,26 @@ class Record:
   ids: np.ndarray  # uint8[L]
   soft_masked: np.ndarray  # bool[L]: lowercase in the file (a repeat in UCSC/Ensembl soft-masked genomes)
   source: str
+  # int8[L] for GenBank records with CDS features: 0 outside any CDS, else the codon position 1/2/3 of the base in
+  # its CDS's reading direction (later features win where CDS overlap); None when the file carries no annotation.
+  codon_position: np.ndarray | None = None
+
+
+def codon_positions(record, length: int) -> np.ndarray | None:
+  """A Biopython SeqRecord's CDS features -> int8[length] codon positions (see Record); None without CDS."""
+  cds = [f for f in record.features if f.type == "CDS" and f.location is not None]
+  if not cds:
+    return None
+  out = np.zeros(length, np.int8)
+  for f in cds:
+    pos = np.fromiter(f.location, dtype=np.int64)  # bases in the CDS's reading order (either strand, joins)
+    try:
+      frame = int(f.qualifiers.get("codon_start", ["1"])[0]) - 1
+    except ValueError:
+      frame = 0
+    keep = (pos >= 0) & (pos < length)
+    out[pos[keep]] = ((np.arange(len(pos)) - frame) % 3 + 1)[keep]
+  return out
 
 
 def _strip_gz(name: str) -> str:
@@ -88,7 +108,10 @@ def _read_text(path: str) -> str:
   printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
   if b"\x00" in head or printable < 0.99 * len(head):
     raise UserError(f"{path}: binary data, not a FASTA or GenBank text file; pass a sequence file")
-  return raw.decode("ascii", errors="replace")
+  text = raw.decode("ascii", errors="replace")
+  if "\r" in text:  # Windows (CRLF) and classic Mac (CR) line endings
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+  return text
 
 
 def _detect_format(path: str, text: str, fmt: str | None) -> str:
@@ -110,8 +133,8 @@ def _detect_format(path: str, text: str, fmt: str | None) -> str:
                   "name it .fa/.gb or pass --format fasta|genbank")
 
 
-def _parse(path: str, text: str, fmt: str) -> Iterable[tuple[str, str]]:
-  """(record id, sequence letters) pairs; parser failures become user errors."""
+def _seq_records(path: str, text: str, fmt: str) -> list:
+  """Biopython SeqRecords with their sequence letters checked; parser failures become user errors."""
   if fmt == "fasta":
     if not text.lstrip().startswith(">"):
       raise UserError(f"{path}: not FASTA (the first non-blank line must start with '>'); "
@@ -119,26 +142,67 @@ def _parse(path: str, text: str, fmt: str) -> Iterable[tuple[str, str]]:
   elif not text.lstrip().startswith("LOCUS"):
     raise UserError(f"{path}: not GenBank (the first line must start with LOCUS); pass --format fasta if it is FASTA")
   try:
-    out = []
     with warnings.catch_warnings():  # Biopython warns on some malformed input; dnajax says it in one line instead
       warnings.simplefilter("ignore")
       parsed = list(SeqIO.parse(io.StringIO(text), fmt))
     for rec in parsed:
       try:
-        letters = str(rec.seq)
+        str(rec.seq)
       except Exception:  # Bio.Seq.UndefinedSequenceError: a GenBank record without ORIGIN data
         raise UserError(f"{path}: record {rec.id}: has no sequence data; use a file that contains the sequence") from None
-      out.append((rec.id or f"record{len(out)}", letters))
   except UserError:
     raise
   except Exception as e:  # Biopython raises ValueError/AssertionError on malformed or truncated files
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
     raise UserError(f"{path}: malformed or truncated {fmt} file ({msg}); check the file is complete") from None
-  if not out:
+  if not parsed:
     raise UserError(f"{path}: no {fmt} records found; check the file")
   if fmt == "genbank" and not text.rstrip().endswith("//"):
     raise UserError(f"{path}: GenBank file is truncated (no closing '//'); download the file again")
+  return parsed
+
+
+def _parse(path: str, text: str, fmt: str) -> Iterable[tuple[str, str, np.ndarray | None]]:
+  """(record id, sequence letters, codon positions or None) triples."""
+  out = []
+  for rec in _seq_records(path, text, fmt):
+    letters = str(rec.seq)
+    out.append((rec.id or f"record{len(out)}", letters,
+                codon_positions(rec, len(letters)) if fmt == "genbank" else None))
   return out
+
+
+def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple[list[Record], dict]:
+  """Coding sequences, each in frame from its first base: FASTA records as they are (a CDS set), and the CDS
+  features of GenBank records (spliced and on the coding strand; /pseudo features skipped). Sequences whose length
+  is not a multiple of 3 are skipped. Returns (records, counts of what was kept and skipped)."""
+  records, counts = [], {"kept": 0, "skipped_pseudo": 0, "skipped_not_multiple_of_3": 0}
+  for path in expand_inputs(paths):
+    text = _read_text(path)
+    kind = _detect_format(path, text, fmt)
+    pairs = []
+    for rec in _seq_records(path, text, kind):
+      if kind == "fasta":
+        pairs.append((rec.id or f"record{len(pairs)}", str(rec.seq)))
+        continue
+      for f in rec.features:
+        if f.type != "CDS" or f.location is None:
+          continue
+        if "pseudo" in f.qualifiers or "pseudogene" in f.qualifiers:
+          counts["skipped_pseudo"] += 1
+          continue
+        tag = (f.qualifiers.get("locus_tag") or f.qualifiers.get("gene") or [f"{f.location.start}"])[0]
+        pairs.append((f"{rec.id}:{tag}", str(f.extract(rec.seq))))
+    for name, letters in pairs:
+      if len(letters) % 3:
+        counts["skipped_not_multiple_of_3"] += 1
+        continue
+      records.append(normalise(name, letters, path))
+  counts["kept"] = len(records)
+  if not records:
+    raise UserError(f"{', '.join(paths)}: no coding sequence (a CDS FASTA, or GenBank CDS features, with a length "
+                    "that is a multiple of 3); check the files")
+  return records, counts
 
 
 def normalise(name: str, letters: str, path: str, allow_query: bool = False) -> Record:
@@ -168,7 +232,11 @@ def normalise(name: str, letters: str, path: str, allow_query: bool = False) -> 
 def read_file(path: str, fmt: str | None = None, allow_query: bool = False) -> list[Record]:
   text = _read_text(path)
   fmt = _detect_format(path, text, fmt)
-  return [normalise(name, letters, path, allow_query) for name, letters in _parse(path, text, fmt)]
+  records = []
+  for name, letters, codon in _parse(path, text, fmt):
+    records.append(normalise(name, letters, path, allow_query))
+    records[-1].codon_position = codon
+  return records
 
 
 def read_files(paths: Sequence[str], fmt: str | None = None, allow_query: bool = False) -> list[Record]:

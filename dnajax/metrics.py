@@ -64,3 +64,84 @@ def majority_base_accuracy(base_counts_train: np.ndarray, targets: np.ndarray, w
   w = weights > 0
   acc = float((targets[w] == majority).mean()) if w.any() else float("nan")
   return {"base": tokens.BASES[majority - tokens.A], "masked_accuracy": acc}
+
+
+# ---------------------------------------------------------------------------------- Per-position (host) metrics
+# `dnajax evaluate` works from the model's probabilities at every position, so it can stratify by any per-base
+# label the input carries and compare strands; training validation uses the device sums above.
+GC_BINS = (0.0, 0.35, 0.45, 0.55, 0.65, 1.0001)
+
+
+def position_scores(probs_WxLx4: np.ndarray, targets_WxL: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(negative log-likelihood, correct) of the true base at every position."""
+  t = np.clip(targets_WxL.astype(np.int64) - tokens.A, 0, 3)
+  p_true = np.take_along_axis(probs_WxLx4, t[..., None], axis=-1)[..., 0].astype(np.float64)
+  return -np.log(np.maximum(p_true, 1e-30)), (probs_WxLx4.argmax(-1) == t).astype(np.float64)
+
+
+def summarize(nll: np.ndarray, correct: np.ndarray, select: np.ndarray) -> dict:
+  return _summary(float(nll[select].sum()), float(correct[select].sum()), float(select.sum()))
+
+
+def position_report(nll, correct, targets, weights, strata: dict[str, np.ndarray]) -> dict:
+  """Overall, per-base and per-stratum metrics over the masked positions; `strata` maps a name to a bool[W, L]
+  selection. Strata with no masked base are left out."""
+  masked = weights > 0
+  out = summarize(nll, correct, masked)
+  out["per_base_accuracy"] = {}
+  for i, b in enumerate(tokens.BASES):
+    sel = masked & (targets == tokens.A + i)
+    out["per_base_accuracy"][b] = float(correct[sel].mean()) if sel.any() else None
+  out["strata"] = {name: summarize(nll, correct, masked & sel) for name, sel in strata.items()
+                   if (masked & sel).any()}
+  return out
+
+
+def gc_strata(ids_WxL: np.ndarray) -> dict[str, np.ndarray]:
+  """Each window's G+C fraction (of its A/C/G/T bases) in bins: {"gc_0.35-0.45": bool[W, L], ...}."""
+  acgt = (ids_WxL >= tokens.A) & (ids_WxL <= tokens.T)
+  gc = ((ids_WxL == tokens.C) | (ids_WxL == tokens.G)).sum(1) / np.maximum(acgt.sum(1), 1)
+  out = {}
+  for lo, hi in zip(GC_BINS[:-1], GC_BINS[1:]):
+    rows = (gc >= lo) & (gc < hi)
+    out[f"gc_{lo:.2f}-{min(hi, 1.0):.2f}"] = np.broadcast_to(rows[:, None], ids_WxL.shape)
+  return out
+
+
+def codon_strata(codon_WxL: np.ndarray) -> dict[str, np.ndarray]:
+  """Coding vs non-coding and codon positions 1/2/3 from `io.codon_positions` labels."""
+  out = {"coding": codon_WxL > 0, "non_coding": codon_WxL == 0}
+  for k in (1, 2, 3):
+    out[f"codon_position_{k}"] = codon_WxL == k
+  return out
+
+
+def reverse_complement_windows(ids_WxL: np.ndarray) -> np.ndarray:
+  """Each window's real (non-PAD, leading) part reverse-complemented in place; MASK and N stay as they are."""
+  out = ids_WxL.copy()
+  for w, n in enumerate((ids_WxL != tokens.PAD).sum(1)):
+    out[w, :n] = tokens.reverse_complement(ids_WxL[w, :n])
+  return out
+
+
+def from_reverse_strand(probs_rc_WxLx4: np.ndarray, ids_WxL: np.ndarray) -> np.ndarray:
+  """Probabilities predicted on `reverse_complement_windows(ids)` mapped back to the forward strand's positions and
+  bases (position i <- n-1-i; A<->T, C<->G is the reversed base axis)."""
+  out = np.zeros_like(probs_rc_WxLx4)
+  for w, n in enumerate((ids_WxL != tokens.PAD).sum(1)):
+    out[w, :n] = probs_rc_WxLx4[w, :n][::-1, ::-1]
+  return out
+
+
+def strand_consistency(probs_WxLx4, probs_back_WxLx4, targets, weights) -> dict:
+  """Agreement between the predictions on a sequence and on its reverse complement (mapped back), at masked bases:
+  the fraction with the same predicted base, the mean total-variation distance between the two distributions, and
+  the accuracy of the reverse-strand predictions."""
+  masked = weights > 0
+  if not masked.any():
+    return {}
+  same = probs_WxLx4.argmax(-1) == probs_back_WxLx4.argmax(-1)
+  tv = 0.5 * np.abs(probs_WxLx4 - probs_back_WxLx4).sum(-1)
+  _, correct_back = position_scores(probs_back_WxLx4, targets)
+  return {"agreement": float(same[masked].mean()), "mean_tv_distance": float(tv[masked].mean()),
+          "masked_accuracy_from_reverse_strand": float(correct_back[masked].mean())}

@@ -15,6 +15,8 @@ import logging
 import math
 import os
 import shutil
+import signal
+import threading
 import time
 
 import jax
@@ -40,6 +42,31 @@ def model_config(cfg) -> ModelConfig:
     return ModelConfig(**cfg.model.to_dict())
   except (ValueError, TypeError) as e:
     raise UserError(f"config: {e}; fix --config.model.*") from None
+
+
+def curriculum(cfg) -> list[tuple[int, int]]:
+  """`data.curriculum` -> [(first step after the stage, window length)], the last stage ending at train.steps.
+
+  "128:0.8" with seq_len 512 and 1000 steps -> [(800, 128), (1000, 512)]."""
+  text, steps, final = str(cfg.data.curriculum).strip(), int(cfg.train.steps), int(cfg.data.seq_len)
+  stages, last = [], 0.0
+  for part in filter(None, (p.strip() for p in text.split(","))):
+    try:
+      length, frac = part.split(":")
+      length, frac = int(length), float(frac)
+    except ValueError:
+      raise UserError(f"config: data.curriculum={text!r}: write LENGTH:FRACTION[,LENGTH:FRACTION...], "
+                      "e.g. 128:0.8") from None
+    if not (last < frac < 1.0) or not 0 < length <= final:
+      raise UserError(f"config: data.curriculum={text!r}: fractions must rise within (0, 1) and lengths lie in "
+                      f"1..data.seq_len={final}")
+    stages.append((round(frac * steps), length))
+    last = frac
+  return [(end, length) for end, length in stages if end > 0] + [(steps, final)]
+
+
+def seq_len_at(stages: list[tuple[int, int]], step: int) -> int:
+  return next((length for end, length in stages if step < end), stages[-1][1])
 
 
 def model_graph(mcfg: ModelConfig):
@@ -81,7 +108,8 @@ def loss_and_sums(params, batch, key, *, graphdef, denom):
   return loss_sum / denom, (loss_sum, correct)
 
 
-def train_step(state, batch, *, graphdef, tx, schedule, seed: int, dropout: float, grad_accum: int):
+def train_step(state, batch, *, graphdef, tx, schedule, seed: int, dropout: float, grad_accum: int,
+               skip_nonfinite: bool = False):
   step = state["step"]
   key = jax.random.fold_in(jax.random.key(seed), step) if dropout > 0 else None
   count = batch["weights"].astype(jnp.float32).sum()
@@ -102,9 +130,17 @@ def train_step(state, batch, *, graphdef, tx, schedule, seed: int, dropout: floa
     (grads, loss_sum, correct), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro))
   updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
+  grad_norm = optax.tree.norm(grads)
+  skipped = jnp.zeros((), jnp.bool_)
+  if skip_nonfinite:  # keep the old params and moments; the step counter still advances (data stays in step)
+    skipped = ~(jnp.isfinite(loss_sum) & jnp.isfinite(grad_norm))
+    keep = lambda old, new: jnp.where(skipped, old, new)
+    params = jax.tree.map(keep, state["params"], params)
+    opt_state = jax.tree.map(keep, state["opt_state"], opt_state)
+    loss_sum, correct, count = (jnp.where(skipped, 0.0, x) for x in (loss_sum, correct, count))
   out = {"step": step + 1, "params": params, "opt_state": opt_state}
-  return out, {"loss_sum": loss_sum, "correct": correct, "count": count, "grad_norm": optax.tree.norm(grads),
-               "lr": schedule(step)}
+  return out, {"loss_sum": loss_sum, "correct": correct, "count": count, "grad_norm": grad_norm,
+               "lr": schedule(step), "skipped": skipped}
 
 
 def eval_step(params, batch, *, graphdef):
@@ -128,6 +164,10 @@ class Program:
     self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
     self.rules = sharding.rules_from_config(cfg.mesh.rules)
     self._check_batch_sizes()
+    self.curriculum = curriculum(cfg)
+    if self.mcfg.pos_encoding == "learned" and cfg.data.seq_len > self.mcfg.max_len:
+      raise UserError(f"config: data.seq_len={cfg.data.seq_len} exceeds model.max_len={self.mcfg.max_len}, the "
+                      "longest learned position; raise model.max_len or use model.pos_encoding=rope")
     self.graphdef, _ = model_graph(self.mcfg)
     self.tx, self.schedule = optim.make_optimizer(cfg.opt, cfg.train.steps)
     self.abstract_state, self.state_sh = state_shardings(self.mcfg, self.tx, self.mesh, self.rules)
@@ -141,7 +181,8 @@ class Program:
                         out_shardings=self.state_sh)
     self.train_step = jax.jit(
         traced(train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule, seed=cfg.train.seed,
-               dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum),
+               dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum,
+               skip_nonfinite=bool(cfg.opt.skip_nonfinite)),
         in_shardings=(self.state_sh, self.batch_sh), out_shardings=(self.state_sh, repl), donate_argnums=0)
     self.eval_step = jax.jit(traced(eval_step, graphdef=self.graphdef),
                              in_shardings=(self.state_sh["params"], self.batch_sh), out_shardings=repl)
@@ -168,26 +209,38 @@ class Program:
   def restore(self, ckpt: checkpoint.Checkpointer, step: int):
     return ckpt.restore(step, self.abstract_state)
 
-  def evaluate(self, params, inputs, targets, weights, strata, batch_size: int,
-               progress: bool = False) -> dict[str, np.ndarray]:
-    """Sums over all windows; the last batch is padded with empty rows (weight 0), never dropped."""
-    W, L = inputs.shape
+  def _batches(self, arrays: dict[str, np.ndarray], fills: dict[str, int], batch_size: int, progress: bool,
+               desc: str):
+    """This process's rows of each global batch, as global arrays; the last batch is padded, never dropped."""
+    W, L = next(iter(arrays.values())).shape
     n_batches = max(1, -(-W // batch_size))
     pad = n_batches * batch_size - W
-
-    def padded(x, fill):
-      return np.concatenate([x, np.full((pad, L), fill, dtype=x.dtype)]) if pad else x
-
-    arrays = {"inputs": padded(inputs, tokens.PAD), "targets": padded(targets, tokens.PAD),
-              "weights": padded(weights.astype(np.float32), 0), "strata": padded(strata.astype(np.int32), 0)}
+    arrays = {k: np.concatenate([v, np.full((pad, L), fills[k], dtype=v.dtype)]) if pad else v
+              for k, v in arrays.items()}
     rows = sharding.process_rows(batch_size)
-    total = None
-    for b in tqdm(range(n_batches), desc="evaluate", unit="batch", leave=False,
+    for b in tqdm(range(n_batches), desc=desc, unit="batch", leave=False,
                   disable=not (progress and runtime.is_main() and n_batches > 1)):
-      local = {k: v[b * batch_size + rows.start:b * batch_size + rows.stop] for k, v in arrays.items()}
-      sums = self.eval_step(params, self.to_global(local))
+      yield self.to_global({k: v[b * batch_size + rows.start:b * batch_size + rows.stop] for k, v in arrays.items()})
+
+  def evaluate(self, params, inputs, targets, weights, strata, batch_size: int,
+               progress: bool = False) -> dict[str, np.ndarray]:
+    """Sums over all windows (padding rows have weight 0)."""
+    arrays = {"inputs": inputs, "targets": targets, "weights": weights.astype(np.float32),
+              "strata": strata.astype(np.int32)}
+    total = None
+    for batch in self._batches(arrays, {"inputs": tokens.PAD, "targets": tokens.PAD, "weights": 0, "strata": 0},
+                               batch_size, progress, "evaluate"):
+      sums = self.eval_step(params, batch)
       total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     return jax.device_get(total)
+
+  def predict_windows(self, params, inputs, batch_size: int, progress: bool = False) -> np.ndarray:
+    """p(A, C, G, T) at every position of every window, float32[W, L, 4], gathered on every process."""
+    out = []
+    for batch in self._batches({"x": inputs}, {"x": tokens.PAD}, batch_size, progress, "predict"):
+      probs = self.predict_step(params, batch["x"])
+      out.append(np.asarray(jax.device_get(multihost_utils.process_allgather(probs, tiled=True))))
+    return np.concatenate(out)[:len(inputs)]
 
 
 # -------------------------------------------------------------------------------------------- Dry run (AOT)
@@ -322,6 +375,95 @@ def _device_memory() -> float | None:
   return stats.get("bytes_in_use") / 2**30 if stats and "bytes_in_use" in stats else None
 
 
+class TrainingDiverged(UserError):
+  """Non-finite loss, gradients or parameters: the run stops and nothing non-finite is ever checkpointed."""
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  return jnp.all(jnp.array([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+
+def _last_good(ckpt: checkpoint.Checkpointer) -> str:
+  step = ckpt.latest_step()
+  return (f"last good checkpoint: step {step} in {ckpt.directory} (kept)" if step is not None
+          else "no checkpoint was saved before it")
+
+
+class _StopRequest:
+  """SIGTERM/SIGINT -> finish the current step, checkpoint, exit 0. A second SIGINT interrupts at once."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum, self._previous = None, {}
+
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signum).name if self.signum else ""
+
+  def _handle(self, signum, frame):
+    if self.signum == signal.SIGINT and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def install(self) -> None:
+    if threading.current_thread() is threading.main_thread():
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._handle)
+
+  def uninstall(self) -> None:
+    for s, h in self._previous.items():
+      signal.signal(s, h)
+    self._previous = {}
+
+  def requested_everywhere(self, at_sync_point: bool) -> bool:
+    if jax.process_count() == 1:
+      return self.signum is not None
+    if not at_sync_point:
+      return False
+    flags = multihost_utils.process_allgather(np.array([self.signum or 0], np.int32))
+    if self.signum is None and flags.any():
+      self.signum = int(flags[flags > 0][0])
+    return bool(flags.any())
+
+
+def _existing_ancestor(path: str) -> str:
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  return path
+
+
+def check_resources(cfg, program: Program, workdir: str) -> dict:
+  """Before anything is written or compiled: the workdir is writable, the disk holds a checkpoint, and the model,
+  optimizer state and activations of one step fit in the host memory available. One line each, exit 2."""
+  n_params = count_params(program.abstract_state["params"])
+  state_bytes = 3 * 4 * n_params  # float32 parameters and two Adam moments
+  place = _existing_ancestor(workdir)
+  if not os.path.isdir(place) or not os.access(place, os.W_OK | os.X_OK):
+    raise UserError(f"{workdir}: cannot write here ({place} is not a writable directory); pass another --workdir")
+  ckpt_dir = cfg.ckpt.dir or os.path.join(workdir, "checkpoints")
+  if "://" not in ckpt_dir:
+    free = shutil.disk_usage(_existing_ancestor(ckpt_dir)).free
+    if free < 1.1 * state_bytes + 2**20:
+      raise UserError(f"{ckpt_dir}: {free / 2**30:.2f} GiB free, but one checkpoint needs about "
+                      f"{state_bytes / 2**30:.2f} GiB; free disk space or set --config.ckpt.dir")
+  m = program.mcfg
+  B = cfg.train.global_batch // cfg.train.grad_accum // max(1, jax.process_count())
+  L = cfg.data.seq_len
+  # Saved activations per layer: ~10 d_model-wide and ~3 d_ff-wide float32 tensors per position (no remat).
+  act_bytes = 4 * B * L * m.num_layers * (10 * m.d_model + 3 * m.d_ff)
+  need = 2 * state_bytes * jax.local_device_count() + act_bytes  # state (+ gradients) on every local device
+  if jax.default_backend() == "cpu":
+    avail = psutil.virtual_memory().available
+    if need > 0.9 * avail:
+      raise UserError(f"config: one training step needs about {need / 2**30:.1f} GiB of host memory (model + "
+                      f"optimizer + activations for {B} x {L} windows) but {avail / 2**30:.1f} GiB is available; "
+                      "lower train.global_batch, raise train.grad_accum or set model.remat=full")
+  return {"state_bytes": state_bytes, "step_memory_bytes": need}
+
+
 def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: int | None = None) -> dict:
   """Train (resuming from the latest checkpoint in `workdir` if any); returns the final validation metrics.
 
@@ -330,6 +472,7 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   """
   t_start = time.time()
   program = Program(cfg)  # validates the config before anything is written
+  check_resources(cfg, program, workdir)
   config_path = os.path.join(workdir, "config.json")
   if os.path.isfile(config_path):
     with open(config_path) as f:
@@ -355,8 +498,10 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     multihost_utils.sync_global_devices("dnajax:corpus")
   if not runtime.is_main():
     corpus = data.build_corpus(cfg.data, workdir, cfg.train.seed)
-  sampler = corpus_lib.WindowSampler(corpus, cfg.data.seq_len, cfg.data.mask_rate, cfg.train.seed,
-                                     cfg.data.max_n_fraction, cfg.data.reverse_complement)
+  samplers = {length: corpus_lib.WindowSampler(corpus, length, cfg.data.mask_rate, cfg.train.seed,
+                                               cfg.data.max_n_fraction, cfg.data.reverse_complement,
+                                               mask_rate_max=cfg.data.mask_rate_max)
+              for length in sorted({length for _, length in program.curriculum})}
   rows = sharding.process_rows(cfg.train.global_batch)
   validation = Validation(cfg, corpus)
   log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
@@ -375,7 +520,10 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     state, start = program.init(), 0
   log.info("model: %s parameters", f"{count_params(state['params']):,}")
   logger = _Logger(workdir, cfg.log.tensorboard)
-  total, tokens_per_step = cfg.train.steps, cfg.train.global_batch * cfg.data.seq_len
+  total = cfg.train.steps
+
+  def tokens_per_step(step):
+    return cfg.train.global_batch * seq_len_at(program.curriculum, step)
   if stop_at is not None:
     total = max(min(total, stop_at), start)
   final = None
@@ -384,23 +532,34 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     return {"step": step, "config": cfg.to_dict(), "data_position": {"next_step": step}}
 
   def next_device_batch(step):  # runs in a worker thread: host rows and the transfer overlap the running step
-    return program.to_global(sampler.rows(step, rows))
+    return program.to_global(samplers[seq_len_at(program.curriculum, step)].rows(step, rows))
 
   timer = {"t0": time.time(), "steps_done": start}
 
-  def log_window(window, end_step):
-    vals = jax.device_get(window)
+  def log_window(window):  # window: [(step number after the update, metrics)]; this reads them (a host sync)
+    steps, vals = [s for s, _ in window], jax.device_get([v for _, v in window])
+    first, end_step = steps[0], steps[-1]
+    skipped = sum(int(v["skipped"]) for v in vals)
+    bad = [s for s, v in zip(steps, vals) if not (math.isfinite(float(v["loss_sum"]))
+                                                 and math.isfinite(float(v["grad_norm"])))]
+    if (bad and not cfg.opt.skip_nonfinite) or skipped == len(vals):
+      raise TrainingDiverged(
+          f"training diverged: non-finite loss or gradients at step {bad[0] if bad else first} (window {first}-"
+          f"{end_step}); {_last_good(ckpt)}; lower opt.learning_rate, raise opt.warmup_steps or set "
+          "opt.skip_nonfinite=True")
     loss_sum = sum(float(v["loss_sum"]) for v in vals)
     count = max(sum(float(v["count"]) for v in vals), 1.0)
-    if not math.isfinite(loss_sum):
-      raise UserError(f"training diverged: non-finite loss between steps {end_step - len(vals) + 1} and "
-                      f"{end_step}; lower opt.learning_rate or raise opt.warmup_steps")
     now = time.time()
-    tps = (end_step - timer["steps_done"]) * tokens_per_step / max(now - timer["t0"], 1e-9)
+    done_tokens = sum(tokens_per_step(s) for s in range(timer["steps_done"], end_step))
+    tps = done_tokens / max(now - timer["t0"], 1e-9)
     timer.update(t0=now, steps_done=end_step)
     rec = {"loss": loss_sum / count, "masked_accuracy": sum(float(v["correct"]) for v in vals) / count,
            "grad_norm": float(vals[-1]["grad_norm"]), "learning_rate": float(vals[-1]["lr"]),
-           "tokens_per_second": tps, "host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+           "tokens_per_second": tps, "seq_len": seq_len_at(program.curriculum, end_step - 1),
+           "host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+    if skipped:
+      rec["skipped_nonfinite_steps"] = skipped
+      log.warning("steps %d-%d: skipped %d update(s) with non-finite loss or gradients", first, end_step, skipped)
     rec["perplexity"] = math.exp(min(rec["loss"], 50.0))
     mem = _device_memory()
     if mem is not None:
@@ -408,38 +567,63 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     logger.write(end_step, "train", rec)
     bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['masked_accuracy']:.3f}", tok_s=f"{tps:,.0f}")
 
+  def save(step):
+    """Checkpoint `step` only if every update up to it was finite (checked here: saves are rare host syncs)."""
+    if not bool(jax.device_get(_all_finite(state["params"]))):
+      raise TrainingDiverged(f"training diverged: non-finite parameters at step {step}, not saved; "
+                             f"{_last_good(ckpt)}; lower opt.learning_rate or raise opt.warmup_steps")
+    ckpt.save(step, state, meta(step), force=True)
+
   pool = concurrent.futures.ThreadPoolExecutor(1)
+  stop = _StopRequest()
+  interrupted = None
   try:
+    stop.install()
     bar = tqdm(total=total, initial=start, disable=not (show_progress and runtime.is_main()), unit="step",
                dynamic_ncols=True)
     next_batch = pool.submit(next_device_batch, start) if start < total else None
-    pending = []
+    pending = []  # [(step, metrics)] not read yet
+    le = cfg.train.log_every
     for step in range(start, total):
       batch = next_batch.result()
       if step + 1 < total:
         next_batch = pool.submit(next_device_batch, step + 1)
       state, m = program.train_step(state, batch)
       done = step + 1
-      pending.append(m)
-      # A window's metrics are read once the step after it has been dispatched (one step late: no stall).
-      if len(pending) == cfg.train.log_every + 1:
-        log_window(pending[:-1], done - 1)
+      pending.append((done, m))
+      # Windows end at multiples of log_every (the same grid after a resume); a window is read once the next step
+      # has been dispatched, so the device never waits on the host.
+      if len(pending) > 1 and pending[-2][0] % le == 0:
+        log_window(pending[:-1])
         pending = pending[-1:]
-      if done == total and pending:
-        log_window(pending, done)
+      # A stop request (SIGTERM/SIGINT) ends the run after this step; with several processes they agree on the
+      # step at window ends, where metrics are read anyway.
+      stopping = stop.requested_everywhere(at_sync_point=done % le == 0)
+      evaluating = done % cfg.train.eval_every == 0 or done == total
+      saving = done % cfg.ckpt.every == 0 or done == total or stopping
+      if pending and (done == total or evaluating or saving):
+        log_window(pending)  # every update up to `done` is checked before it is evaluated or saved
         pending = []
-      if done % cfg.train.eval_every == 0 or done == total:
+      if evaluating:
         final = validation.run(program, state["params"])
         logger.write(done, "val", final)
         if runtime.is_main():
           tqdm.write(f"step {done}: validation {describe_eval(final)}")
-      if done % cfg.ckpt.every == 0 or done == total:
-        ckpt.save(done, state, meta(done), force=True)
+      if saving:
+        save(done)
       bar.update(1)
+      if stopping:
+        interrupted = {"signal": stop.name, "checkpoint_step": done}
+        log.warning("%s: stopped after step %d and saved a checkpoint there; rerun the same command to resume",
+                    stop.name, done)
+        break
     bar.close()
+    if interrupted:
+      return {**interrupted, "interrupted": True, "wall_seconds": time.time() - t_start}
     if final is None:  # nothing left to train: report the restored state
       final = validation.run(program, state["params"])
   finally:
+    stop.uninstall()
     pool.shutdown(wait=True)
     ckpt.close()
     logger.close()

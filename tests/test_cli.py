@@ -29,11 +29,15 @@ def test_evaluate_json(tiny_run, tmp_path, capsys):
   assert code == 0, err
   r = json.loads(out)
   for key in ("masked_accuracy", "loss", "perplexity", "num_masked", "checkpoint_step", "mask_rate",
-              "per_base_accuracy", "repeat", "non_repeat"):
+              "per_base_accuracy", "strata", "reverse_complement"):
     assert key in r
   assert r["checkpoint_step"] == 60 and r["mask_rate"] == 0.3 and set(r["per_base_accuracy"]) == set("ACGT")
   assert 0 < r["baselines"]["kmer_of_training_data"]["masked_accuracy"] < 1
-  assert r["repeat"]["num_masked"] + r["non_repeat"]["num_masked"] == r["num_masked"]
+  st = r["strata"]
+  assert st["repeat"]["num_masked"] + st["non_repeat"]["num_masked"] == r["num_masked"]
+  assert sum(v["num_masked"] for k, v in st.items() if k.startswith("gc_")) == r["num_masked"]
+  assert "coding" not in st  # FASTA carries no annotation
+  assert 0.5 < r["reverse_complement"]["agreement"] <= 1
   assert abs(r["num_masked"] - 0.3 * 4200) < 100
   assert abs(r["perplexity"] - np.exp(r["loss"])) < 1e-9
   # Same seed, same input, same checkpoint: the same numbers; an older checkpoint differs.

@@ -65,3 +65,50 @@ def test_tile_covers_everything():
     assert np.array_equal(row[:n], seq[start:start + n])
     covered[start:start + n] = True
   assert covered.all()
+
+
+def test_mask_rate_range_varies_per_window(tmp_path):
+  c = corpus.prepare(_records(4, 2000), str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.2))
+  rows = corpus.WindowSampler(c, 256, 0.1, seed=0, mask_rate_max=0.5).rows(0, range(64))
+  rates = rows["weights"].mean(1)
+  assert rates.min() < 0.2 and rates.max() > 0.35 and 0.2 < rates.mean() < 0.4
+
+
+def test_codon_aligned_windows_start_on_codon_boundaries(tmp_path):
+  recs = [io.Record(f"cds{i}", np.tile(tokens.encode("ACG"), 100 + 7 * i), np.zeros(300 + 21 * i, bool), "mem")
+          for i in range(6)]
+  aligned = corpus.prepare(recs, str(tmp_path / "a"), corpus.SplitSettings(val_fraction=0.2),
+                           extra={"codon_aligned": True})
+  starts = {int(w[0]) for w in corpus.WindowSampler(aligned, 30, 0.0, seed=0).rows(0, range(64))["targets"]}
+  assert starts == {tokens.A}
+  plain = corpus.prepare(recs, str(tmp_path / "p"), corpus.SplitSettings(val_fraction=0.2))
+  starts = {int(w[0]) for w in corpus.WindowSampler(plain, 30, 0.0, seed=0).rows(0, range(64))["targets"]}
+  assert starts == {tokens.A, tokens.C, tokens.G}
+
+
+def test_coding_sequences_from_genbank_and_fasta(tmp_path):
+  gb = tmp_path / "x.gb"
+  seq = "ATGAAATAA" + "CC" + "TTATTTCAT" + "GGGG" + "ATGCCCTGA"
+  gb.write_text(f"""LOCUS       X1                        {len(seq)} bp    DNA     linear   UNK 01-JAN-2000
+FEATURES             Location/Qualifiers
+     CDS             1..9
+                     /locus_tag="a"
+     CDS             complement(12..20)
+                     /locus_tag="b"
+     CDS             25..33
+                     /locus_tag="c"
+                     /pseudo
+     CDS             1..8
+                     /locus_tag="d"
+ORIGIN
+        1 {seq.lower()}
+//
+""")
+  recs, counts = io.read_coding_sequences([str(gb)])
+  assert [tokens.decode(r.ids) for r in recs] == ["ATGAAATAA", "ATGAAATAA"]
+  assert [r.name for r in recs] == ["X1:a", "X1:b"]
+  assert counts == {"kept": 2, "skipped_pseudo": 1, "skipped_not_multiple_of_3": 1}
+  fa = tmp_path / "x.fa"
+  fa.write_text(">g1\nATGCCCTGA\n>g2\nATGCC\n")
+  recs, counts = io.read_coding_sequences([str(fa)])
+  assert [r.name for r in recs] == ["g1"] and counts["skipped_not_multiple_of_3"] == 1

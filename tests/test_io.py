@@ -97,3 +97,11 @@ def test_split_segments_at_n_runs():
   rec = io.Record("r", ids, np.zeros(len(ids), bool), "x")
   assert io.split_segments(rec, n_run=10, min_len=40) == [(0, 100), (112, 265)]
   assert io.split_segments(rec, n_run=10, min_len=200) == []
+
+
+def test_line_endings_crlf_and_cr(tmp_path):
+  for eol in ("\r\n", "\r"):
+    p = tmp_path / "x.fa"
+    p.write_bytes(f">a{eol}ACGTACGT{eol}acgt{eol}>b{eol}GGGG{eol}".encode())
+    recs = io.read_file(str(p))
+    assert [r.name for r in recs] == ["a", "b"] and len(recs[0].ids) == 12 and recs[0].soft_masked[8:].all()

@@ -34,8 +34,9 @@ def _params(workdir, step):
 
 
 def test_resume_equals_uninterrupted(tmp_path):
+  # Also crosses a sequence-length curriculum boundary (step 4) and draws per-window mask rates.
   overrides = [("train.steps", "12"), ("train.eval_every", "6"), ("ckpt.every", "6"), ("model.dropout", "0.1"),
-               ("train.log_every", "2")]
+               ("train.log_every", "2"), ("data.curriculum", "32:0.34"), ("data.mask_rate_max", "0.3")]
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
   train.train_and_evaluate(config.load("configs/tiny.py", overrides), straight, show_progress=False)
   train.train_and_evaluate(config.load("configs/tiny.py", overrides), resumed, show_progress=False, stop_at=6)
@@ -51,6 +52,26 @@ def test_resume_equals_uninterrupted(tmp_path):
     return [(x["step"], x["loss"]) for x in map(json.loads, open(os.path.join(w, "metrics.jsonl")))
             if x["split"] == "train"]
   assert losses(straight) == losses(resumed)
+  lengths = [x["seq_len"] for x in map(json.loads, open(os.path.join(straight, "metrics.jsonl")))
+             if x["split"] == "train"]
+  assert lengths == [32, 32, 64, 64, 64, 64]
+
+
+def test_curriculum_stages_and_errors():
+  import pytest
+
+  from dnajax.errors import UserError
+  cfg = config.load("configs/tiny.py", [("train.steps", "1000"), ("data.seq_len", "512"),
+                                        ("data.curriculum", "128:0.5, 256:0.8")])
+  stages = train.curriculum(cfg)
+  assert stages == [(500, 128), (800, 256), (1000, 512)]
+  assert [train.seq_len_at(stages, s) for s in (0, 499, 500, 799, 800, 999)] == [128, 128, 256, 256, 512, 512]
+  cfg.data.curriculum = ""
+  assert train.curriculum(cfg) == [(1000, 512)]
+  for bad in ("128", "128:1.2", "1024:0.5", "128:0.8,256:0.5", "x:0.5"):
+    cfg.data.curriculum = bad
+    with pytest.raises(UserError, match="data.curriculum"):
+      train.curriculum(cfg)
 
 
 def test_gradient_accumulation_matches_full_batch(tmp_path):
@@ -63,3 +84,19 @@ def test_gradient_accumulation_matches_full_batch(tmp_path):
   b, _ = _params(accum, 3)
   for x, y in zip(jax.tree.leaves(a["params"]), jax.tree.leaves(b["params"])):
     np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-5)
+
+
+def test_training_on_coding_sequences(tmp_path):
+  rng = np.random.default_rng(0)
+  codons = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT" if a + b + c not in ("TAA", "TAG", "TGA")]
+  fa = tmp_path / "cds.fa"
+  fa.write_text("".join(f">g{i}\nATG{''.join(rng.choice(codons, 60 + i))}TAA\n" for i in range(30))
+                + ">frameshifted\nATGAA\n")
+  cfg = config.load("configs/tiny.py", [("data.cds", "True"), ("data.seq_len", "48"), ("train.steps", "4"),
+                                        ("train.eval_every", "4"), ("ckpt.every", "4"), ("data.min_len", "30")])
+  cfg.data.sources = (str(fa),)
+  final = train.train_and_evaluate(cfg, str(tmp_path / "w"), show_progress=False)
+  index = json.load(open(tmp_path / "w" / "corpus" / "index.json"))
+  assert index["codon_aligned"] and index["coding_sequences"] == {"kept": 30, "skipped_pseudo": 0,
+                                                                   "skipped_not_multiple_of_3": 1}
+  assert index["split_mode"] == "records" and np.isfinite(final["loss"])

@@ -1,0 +1,15 @@
+"""Coding sequences: a CDS FASTA, or the CDS features of GenBank files, in codon-aligned windows; <= 30 minutes on
+2 CPU cores. `dnajax train --config configs/cds.py --workdir runs/cds --data genome.gbff.gz` (or a CDS FASTA).
+
+Windows of 384 bases (128 codons), 192 for the first 80% of the steps; whole genes are held out for validation.
+"""
+
+from configs import cpu
+
+
+def get_config():
+  c = cpu.get_config()
+  c.data.sources = ()  # pass --data: the CDS set to learn from
+  c.data.update(cds=True, seq_len=384, curriculum="192:0.8", split="records", min_len=90)
+  c.model.max_len = 384
+  return c

@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+
+from dnajax import cli, evaluate, score, tokens
+
+
+def test_pll_equals_masking_each_base_in_turn(tiny_run, tmp_path, capsys):
+  workdir, _ = tiny_run
+  cfg, program, params, _ = evaluate.load_run(workdir)
+  rng = np.random.default_rng(0)
+  seq = rng.integers(tokens.A, tokens.T + 1, 150).astype(np.uint8)  # longer than the 64-base window
+  seq[10] = tokens.N
+  lp = score.position_log_probs(program, params, seq, cfg.data.seq_len, cfg.eval.batch)
+  assert np.isnan(lp[10]) and np.isfinite(np.delete(lp, 10)).all() and (lp[~np.isnan(lp)] < 0).all()
+  for i in (0, 75, 149):  # by hand: the window centred on i (clipped to the sequence), position i masked
+    start = int(np.clip(i - 32, 0, 150 - 64))
+    x = seq[start:start + 64].copy()
+    x[i - start] = tokens.MASK
+    p = program.predict_windows(params, x[None], cfg.eval.batch)[0, i - start, seq[i] - tokens.A]
+    np.testing.assert_allclose(lp[i], np.log(p), rtol=1e-5)
+  codon = score.position_log_probs(program, params, seq, cfg.data.seq_len, cfg.eval.batch, unit="codon")
+  assert np.isfinite(codon[np.arange(150) != 10]).all() and not np.allclose(codon[:9], lp[:9])
+
+  fa = tmp_path / "x.fa"
+  fa.write_text(">a\n" + tokens.decode(seq) + "\n>b\nACGTACGTAC\n")
+  code = cli.main(["score", "--workdir", workdir, "--input", str(fa), "--json"])
+  r = json.loads(capsys.readouterr().out)
+  assert code == 0 and [s["name"] for s in r["sequences"]] == ["a", "b"]
+  a = r["sequences"][0]
+  assert a["scored_bases"] == 149 and np.isclose(a["pll"], np.nansum(lp), rtol=1e-6)
+  assert len(a["log_probs"]) == 150 and a["log_probs"][10] is None
+  assert cli.main(["score", "--workdir", workdir, "--input", str(fa)]) == 0
+  tsv = capsys.readouterr().out.splitlines()
+  assert tsv[0].split("\t") == ["name", "length", "scored_bases", "pll", "pll_per_base"] and len(tsv) == 3
