@@ -98,10 +98,11 @@ def main():
   c = in_process(a.cases)
   print(f"in-process: {sum(c.values())} generated files in {time.time() - t0:.0f} s: " +
         ", ".join(f"{k} {v}" for k, v in sorted(c.items())) + "; tracebacks 0 (any would have stopped the run)")
-  t0 = time.time()
-  c = through_cli(a.cli)
-  print(f"CLI (`dnajax prepare` subprocesses): {sum(c.values())} files in {time.time() - t0:.0f} s: " +
-        ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
+  if a.cli:
+    t0 = time.time()
+    c = through_cli(a.cli)
+    print(f"CLI (`dnajax prepare` subprocesses): {sum(c.values())} files in {time.time() - t0:.0f} s: " +
+          ", ".join(f"{k} {v}" for k, v in sorted(c.items())))
   if a.long_mb:
     r = long_record(a.long_mb)
     print(f"one {r['file_bytes'] / 1e6:.0f} MB record: prepared in {r['seconds']:.1f} s, peak RSS "

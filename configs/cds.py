@@ -12,4 +12,6 @@ def get_config():
   c.data.sources = ()  # pass --data: the CDS set to learn from
   c.data.update(cds=True, seq_len=384, curriculum="192:0.8", split="records", min_len=90)
   c.model.max_len = 384
+  c.train.update(steps=1200, eval_every=600)  # longer windows than cpu.py: fewer steps in the same time
+  c.ckpt.every = 600
   return c

@@ -90,6 +90,24 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--format", choices=("fasta", "genbank"))
   s.add_argument("--json", action="store_true", help="one JSON object (with per-position log-probabilities)")
 
+  s = sub.add_parser("design", help="coding sequences for a protein: model-scored, under synthesis constraints")
+  s.add_argument("--workdir", required=True, help="a trained run (configs/cds.py trains on coding sequences)")
+  s.add_argument("--protein", help="one-letter amino-acid sequence (a trailing * is stripped)")
+  s.add_argument("--protein-fasta", help="protein FASTA, one design set per record")
+  s.add_argument("--organism", default="e_coli", help="codon usage: e_coli, s_cerevisiae, h_sapiens, ...")
+  s.add_argument("--genetic-code", type=int, help="NCBI table (default: the organism's: 11 bacteria, else 1)")
+  s.add_argument("--gc-min", type=float, default=0.0)
+  s.add_argument("--gc-max", type=float, default=1.0)
+  s.add_argument("--gc-window", type=int, default=50)
+  s.add_argument("--avoid-sites", default="", help="restriction enzymes, e.g. BsaI,BsmBI")
+  s.add_argument("--max-homopolymer", type=int, default=0, help="longest allowed run of one base (0: no limit)")
+  s.add_argument("--avoid-repeats", type=int, default=0, help="no K-mer twice on either strand (0: off)")
+  s.add_argument("--n", type=int, default=1, help="designs per protein")
+  s.add_argument("--seed", type=int, default=0)
+  s.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes")
+  s.add_argument("--output", help="designs FASTA (the proteins go to OUTPUT.protein.fasta); default: stdout")
+  s.add_argument("--report", help="TSV: PLL, CAI, GC, windows, homopolymer, repeats, sites per design")
+
   s = sub.add_parser("report", help="training/validation curves (PNG) and a Markdown summary of a run")
   s.add_argument("--workdir", required=True)
   s.add_argument("--output", help="Markdown path; the PNGs go beside it (default: WORKDIR/report.md)")
@@ -176,6 +194,21 @@ def run(argv: list[str]) -> int:
     from dnajax import score
     r = score.score(args.workdir, args.input, args.unit, args.step, args.format, per_position=args.json)
     print(json.dumps(r) if args.json else score.format_tsv(r), end="" if not args.json else "\n")
+  elif args.verb == "design":
+    from dnajax import design
+    proteins = design.read_proteins(args.protein, args.protein_fasta)
+    c = design.Constraints(args.gc_min, args.gc_max, args.gc_window,
+                           tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
+                           args.max_homopolymer, args.avoid_repeats)
+    designs, infeasible = design.run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
+                                     args.rounds)
+    fasta = design.write_outputs(designs, proteins, args.output, args.report)
+    if not args.output:
+      sys.stdout.write(fasta)
+    for name, why in infeasible:
+      print(f"dnajax: error: protein {name}: infeasible: {why}", file=sys.stderr)
+    if infeasible:
+      return 2
   elif args.verb == "report":
     from dnajax import report
     md, images = report.report(args.workdir, args.output)

@@ -94,7 +94,9 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
                  for p in sources]
   content = hashlib.sha256()
   for r in records:
-    content.update(r.name.encode() + b"\0" + r.ids.tobytes() + np.packbits(r.soft_masked).tobytes())
+    content.update(r.name.encode() + b"\0")
+    content.update(np.ascontiguousarray(r.ids))  # hashed in place: no copy of a long record
+    content.update(np.packbits(r.soft_masked).tobytes())
   fingerprint = hashlib.sha256(json.dumps(
       {"sources": [x["sha256"] for x in source_info], "settings": dataclasses.asdict(settings),
        "extra": extra or {}, "content": content.hexdigest()}, sort_keys=True).encode()).hexdigest()

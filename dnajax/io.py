@@ -220,10 +220,10 @@ def normalise(name: str, letters: str, path: str, allow_query: bool = False) -> 
         "is this a protein FASTA? dnajax reads DNA/RNA only"
     raise UserError(f"{path}: record {name}: position {pos}: letter {letters[pos]!r} is not an IUPAC nucleotide "
                     f"code; {hint}")
-  upper = raw & 0xDF  # ASCII upper-case
-  ambiguous = (ids == tokens.N) & (upper != ord("N"))
-  if ambiguous.mean() > MAX_AMBIGUOUS_FRACTION:
-    raise UserError(f"{path}: record {name}: {100 * ambiguous.mean():.0f}% IUPAC ambiguity codes other than N; "
+  n_pos = np.flatnonzero(ids == tokens.N)  # ambiguity codes other than N/n (usually few: no full-size temporaries)
+  ambiguous_fraction = np.count_nonzero((raw[n_pos] & 0xDF) != ord("N")) / len(ids)
+  if ambiguous_fraction > MAX_AMBIGUOUS_FRACTION:
+    raise UserError(f"{path}: record {name}: {100 * ambiguous_fraction:.0f}% IUPAC ambiguity codes other than N; "
                     "likely a protein sequence, dnajax reads DNA/RNA only")
   soft = (raw >= ord("a")) & (ids != tokens.MASK)
   return Record(name=name, ids=ids.astype(np.uint8), soft_masked=soft, source=path)

@@ -64,7 +64,8 @@ def _plot(path: str, metric: str, title: str, ylabel: str, m: dict[str, list[dic
                        ("val", dict(color="tab:orange", marker="o", lw=2))):
     pts = [(r["step"], r[metric]) for r in m[split] if isinstance(r.get(metric), (int, float))]
     if pts:
-      ax.plot(*zip(*pts), label=f"{'training (masked, 80/10/10)' if split == 'train' else 'validation'}", **style)
+      label = "training (80/10/10 masks: easier, not comparable)" if split == "train" else "validation"
+      ax.plot(*zip(*pts), label=label, **style)
   for (label, value), color in zip(reference_lines(m["val"], metric), ("black", "tab:green", "tab:red", "grey")):
     ax.axhline(value, ls="--", lw=1, color=color, label=f"{label} {value:.4f}")
   ax.set(xlabel="step", ylabel=ylabel, title=title)

@@ -54,7 +54,10 @@ def fasta_text(draw):
   if draw(st.booleans()) and draw(st.integers(0, 9)) == 0:
     parts.append(draw(st.text(max_size=40)) + eol)  # junk before the first header
   for _ in range(draw(st.sampled_from([0, 1, 1, 1, 2, 2, 3, 5]))):
-    header = ">" + draw(st.text(alphabet=st.characters(blacklist_characters="\r\n"), max_size=30))
+    # Headers: printable ASCII mostly; now and then anything (non-ASCII makes the file binary-looking: rejected).
+    header_chars = st.characters(min_codepoint=32, max_codepoint=126) if draw(st.integers(0, 9)) else \
+        st.characters(blacklist_characters="\r\n")
+    header = ">" + draw(st.text(alphabet=header_chars, max_size=30))
     parts.append(header + eol + _wrap(draw(sequences()), draw(st.sampled_from([0, 1, 60, 80, 10_000])), eol))
   if draw(st.integers(0, 9)) == 0:
     parts.append(">" + eol)  # a bare '>'

@@ -15,8 +15,8 @@ from dnajax import checkpoint, config, train
 from dnajax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LONG = ["--config.train.steps=300", "--config.train.log_every=5", "--config.train.eval_every=300",
-        "--config.ckpt.every=300"]
+LONG = ["--config.train.steps=150", "--config.train.log_every=5", "--config.train.eval_every=150",
+        "--config.ckpt.every=150"]
 
 
 def _cli(workdir, *extra):
@@ -61,12 +61,12 @@ def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
   assert proc.returncode == 0, err
   assert "stopped by SIGTERM after step" in err
   stopped = int(err.split("stopped by SIGTERM after step ")[1].split()[0])
-  assert 5 <= stopped < 300
+  assert 5 <= stopped < 150
   assert checkpoint.Checkpointer(str(run), create=False).all_steps() == [stopped]
   # The same command resumes and finishes; parameters and the final validation equal the uninterrupted run's.
   r = subprocess.run(_cli(run, *LONG), cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
-  a, b = _state(straight, 300), _state(run, 300)
+  a, b = _state(straight, 150), _state(run, 150)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
   val = [x for x in map(json.loads, open(run / "metrics.jsonl").read().splitlines()) if x["split"] == "val"]
@@ -79,8 +79,8 @@ def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
 
 def test_kill_during_checkpoint_writes_then_resume(tmp_path):
   run = tmp_path / "run"
-  args = ["--config.train.steps=400", "--config.ckpt.every=3", "--config.ckpt.keep=2", "--config.train.log_every=3",
-          "--config.train.eval_every=400"]
+  args = ["--config.train.steps=150", "--config.ckpt.every=3", "--config.ckpt.keep=2", "--config.train.log_every=3",
+          "--config.train.eval_every=150"]
   proc = subprocess.Popen(_cli(run, *args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   ckdir = run / "checkpoints"
   _wait_for(lambda: ckdir.is_dir() and len([p for p in os.listdir(ckdir) if p.isdigit()]) >= 2, proc)
@@ -94,7 +94,7 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
   r = subprocess.run(_cli(run, *args), cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
   assert f"resumed from checkpoint step {max(complete)}" in r.stderr
-  assert max(checkpoint.Checkpointer(str(run), create=False).all_steps()) == 400
+  assert max(checkpoint.Checkpointer(str(run), create=False).all_steps()) == 150
 
 
 def test_corrupt_checkpoint_is_one_line_naming_usable_steps(tmp_path, capsys):
