@@ -14,7 +14,7 @@ def test_design_translates_meets_constraints_and_reports(tiny_run, tmp_path, cap
   prot.write_text(f">good\n{PROTEIN}*\n>impossible\nKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKKK\n")
   code = cli.main(["design", "--workdir", workdir, "--protein-fasta", str(prot), "--organism", "e_coli",
                    "--gc-min", "0.3", "--gc-max", "0.65", "--gc-window", "50", "--avoid-sites", "BsaI,BsmBI",
-                   "--max-homopolymer", "6", "--avoid-repeats", "20", "--n", "2", "--seed", "1",
+                   "--max-homopolymer", "6", "--avoid-repeats", "20", "--n", "2", "--seed", "1", "--rounds", "1",
                    "--output", str(out), "--report", str(report)])
   err = capsys.readouterr().err
   assert code == 2  # poly-K has only AAA/AAG: some 20-mer repeats. Reported; the feasible protein still written

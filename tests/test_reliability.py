@@ -15,8 +15,8 @@ from dnajax import checkpoint, config, train
 from dnajax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LONG = ["--config.train.steps=150", "--config.train.log_every=5", "--config.train.eval_every=150",
-        "--config.ckpt.every=150"]
+LONG = ["--config.train.steps=100", "--config.train.log_every=5", "--config.train.eval_every=100",
+        "--config.ckpt.every=100"]
 
 
 def _cli(workdir, *extra):
@@ -61,12 +61,12 @@ def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
   assert proc.returncode == 0, err
   assert "stopped by SIGTERM after step" in err
   stopped = int(err.split("stopped by SIGTERM after step ")[1].split()[0])
-  assert 5 <= stopped < 150
+  assert 5 <= stopped < 100
   assert checkpoint.Checkpointer(str(run), create=False).all_steps() == [stopped]
   # The same command resumes and finishes; parameters and the final validation equal the uninterrupted run's.
   r = subprocess.run(_cli(run, *LONG), cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
-  a, b = _state(straight, 150), _state(run, 150)
+  a, b = _state(straight, 100), _state(run, 100)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
   val = [x for x in map(json.loads, open(run / "metrics.jsonl").read().splitlines()) if x["split"] == "val"]
@@ -79,38 +79,39 @@ def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
 
 def test_kill_during_checkpoint_writes_then_resume(tmp_path):
   run = tmp_path / "run"
-  args = ["--config.train.steps=150", "--config.ckpt.every=3", "--config.ckpt.keep=2", "--config.train.log_every=3",
-          "--config.train.eval_every=150"]
+  args = ["--config.train.steps=80", "--config.ckpt.every=4", "--config.ckpt.keep=2", "--config.train.log_every=4",
+          "--config.train.eval_every=80"]
   proc = subprocess.Popen(_cli(run, *args), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   ckdir = run / "checkpoints"
   _wait_for(lambda: ckdir.is_dir() and len([p for p in os.listdir(ckdir) if p.isdigit()]) >= 2, proc)
-  time.sleep(0.37)  # saves every 3 steps: the kill lands during or between writes
+  time.sleep(0.37)  # saves every 4 steps: the kill lands during or between writes
   proc.kill()
   proc.wait()
   complete = checkpoint.Checkpointer(str(run), create=False).all_steps()
   assert complete
   # Whatever the kill left (possibly a temporary directory), plus an explicit half-written step:
-  (ckdir / f"{max(complete) + 3}.orbax-checkpoint-tmp-1234").mkdir()
+  (ckdir / f"{max(complete) + 4}.orbax-checkpoint-tmp-1234").mkdir()
   r = subprocess.run(_cli(run, *args), cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
   assert f"resumed from checkpoint step {max(complete)}" in r.stderr
-  assert max(checkpoint.Checkpointer(str(run), create=False).all_steps()) == 150
+  assert max(checkpoint.Checkpointer(str(run), create=False).all_steps()) == 80
 
 
-def test_corrupt_checkpoint_is_one_line_naming_usable_steps(tmp_path, capsys):
+def test_corrupt_checkpoint_is_one_line_naming_usable_steps(tiny_run, tmp_path, capsys):
+  import shutil
+
   from dnajax import cli
   run = tmp_path / "run"
-  assert cli.main(["train", "--config", "configs/tiny.py", "--workdir", str(run), "--no-progress"]) == 0
-  capsys.readouterr()
+  shutil.copytree(tiny_run[0], run)
   steps = checkpoint.Checkpointer(str(run), create=False).all_steps()
-  assert steps == [10, 20]
-  for p in (run / "checkpoints" / "20").rglob("*"):
+  assert steps == [30, 60]
+  for p in (run / "checkpoints" / "60").rglob("*"):
     if p.is_file() and p.stat().st_size > 0 and "state" in str(p):
       p.write_bytes(b"garbage")
   code = cli.main(["evaluate", "--workdir", str(run), "--input", str(_fasta(tmp_path))])
   err = capsys.readouterr().err.strip()
   assert code == 2 and len(err.splitlines()) == 1
-  assert "checkpoints/20: cannot restore" in err and "usable steps: 10" in err
+  assert "checkpoints/60: cannot restore" in err and "usable steps: 30" in err
 
 
 def _fasta(tmp_path):
