@@ -1,5 +1,6 @@
-"""Coding sequences: a CDS FASTA, or the CDS features of GenBank files, in codon-aligned windows; <= 30 minutes on
-2 CPU cores. `dnajax train --config configs/cds.py --workdir runs/cds --data genome.gbff.gz` (or a CDS FASTA).
+"""Coding sequences: a CDS FASTA, or the CDS features of GenBank files, in codon-aligned windows; sized for about
+25 minutes on 2 CPU cores from configs/cpu.py's measured step rates (not yet timed end to end).
+`dnajax train --config configs/cds.py --workdir runs/cds --data genome.gbff.gz` (or a CDS FASTA).
 
 Windows of 384 bases (128 codons), 192 for the first 80% of the steps; whole genes are held out for validation.
 """
