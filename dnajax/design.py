@@ -159,7 +159,7 @@ def improve(program, params, problem, protein: str, usage, seq_len: int, batch: 
       for j, by_codon in scores.items():
         current = problem.sequence[3 * j:3 * j + 3]
         best = max(by_codon, key=by_codon.get)
-        if best == current or by_codon[best] <= by_codon.get(current, -math.inf):
+        if by_codon[best] <= by_codon.get(current, -math.inf):  # includes best == current
           continue
         before = problem.sequence
         problem.sequence = before[:3 * j] + best + before[3 * j + 3:]

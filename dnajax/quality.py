@@ -40,7 +40,7 @@ def _train(cfg, workdir: str, progress: bool) -> float:
   return minutes
 
 
-def _validation_rows(cfg, workdir: str, dataset: str, minutes: float, rates=(None,)) -> list[dict]:
+def _validation_rows(workdir: str, dataset: str, minutes: float, rates=(None,)) -> list[dict]:
   """The run's own validation split, re-scored at each mask rate (None: the config's)."""
   from dnajax import evaluate, train
 
@@ -72,7 +72,7 @@ def run(workdir: str, config: str = "configs/cpu.py", data_dir: str | None = Non
     cfg = config_lib.load(config, overrides)
     cfg.data.sources = ("synthetic:structured",)
     d = os.path.join(workdir, "synthetic")
-    rows += _validation_rows(cfg, d, "structured synthetic", _train(cfg, d, progress), MASK_RATES)
+    rows += _validation_rows(d, "structured synthetic", _train(cfg, d, progress), MASK_RATES)
   if only in (None, "real"):
     data_dir = data_dir or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared",
                                         "data")
@@ -83,7 +83,7 @@ def run(workdir: str, config: str = "configs/cpu.py", data_dir: str | None = Non
     cfg.data.sources = (os.path.join(data_dir, REAL_TRAIN),)
     d = os.path.join(workdir, "ecoli")
     minutes = _train(cfg, d, progress)
-    rows += _validation_rows(cfg, d, "E. coli K-12 genome, last 10%", minutes)
+    rows += _validation_rows(d, "E. coli K-12 genome, last 10%", minutes)
     for name, fname in REAL_OTHER:
       r = evaluate.evaluate(d, [os.path.join(data_dir, fname)], reverse_complement=False, progress=progress)
       k = r["baselines"]["kmer_of_training_data"]

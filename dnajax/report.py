@@ -108,7 +108,7 @@ def summary_markdown(workdir: str, m: dict[str, list[dict]], images: list[str]) 
       lines.append(f"| k-mer context model | {b['kmer']['masked_accuracy']:.4f} | {b['kmer']['loss']:.4f} |")
     if "majority_base" in b:
       lines.append(f"| majority base | {b['majority_base']:.4f} | - |")
-    lines += ["| uniform | 0.2500 | 1.3863 |", ""]
+    lines += [f"| uniform | 0.2500 | {math.log(4):.4f} |", ""]
     if "fraction_of_bayes" in v:
       lines += [f"The model reaches {100 * v['fraction_of_bayes']:.1f}% of the Bayes-optimal accuracy (excess loss "
                 f"{v['excess_loss']:.4f} nats/base).", ""]

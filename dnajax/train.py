@@ -601,7 +601,7 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
       stopping = stop.requested_everywhere(at_sync_point=done % le == 0)
       evaluating = done % cfg.train.eval_every == 0 or done == total
       saving = done % cfg.ckpt.every == 0 or done == total or stopping
-      if pending and (done == total or evaluating or saving):
+      if pending and (evaluating or saving):
         log_window(pending)  # every update up to `done` is checked before it is evaluated or saved
         pending = []
       if evaluating:
