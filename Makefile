@@ -22,7 +22,7 @@ train: $(STAMP)
 	$(BIN)/dnajax train --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests $(ARGS)
+	$(BIN)/python -m pytest -q --durations=15 tests $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -105,8 +105,26 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--n", type=int, default=1, help="designs per protein")
   s.add_argument("--seed", type=int, default=0)
   s.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes")
+  s.add_argument("--pll-unit", choices=("codon", "base"), default="codon",
+                 help="the reported pseudo-log-likelihood masks each codon (default) or each base in turn")
   s.add_argument("--output", help="designs FASTA (the proteins go to OUTPUT.protein.fasta); default: stdout")
   s.add_argument("--report", help="TSV: PLL, CAI, GC, windows, homopolymer, repeats, sites per design")
+
+  s = sub.add_parser("generate", help="new sequences by iterative, confidence-ordered unmasking; plausibility report")
+  s.add_argument("--workdir", required=True)
+  s.add_argument("--length", type=int, required=True, help="bases per sequence, prefix included")
+  s.add_argument("--prefix", default="", help="fixed start (A/C/G/T), e.g. a start codon")
+  s.add_argument("--n", type=int, default=1, help="sequences to generate")
+  s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: the most likely base)")
+  s.add_argument("--steps", type=int, help="unmasking steps (default: a quarter of the masked length)")
+  s.add_argument("--order-noise", type=float, default=4.5,
+                 help="Gumbel noise on the confidence order at the first step, fading to 0 (0: confidence only)")
+  s.add_argument("--seed", type=int, default=0)
+  s.add_argument("--genetic-code", type=int, default=11, help="NCBI table for ORFs and stops in the report")
+  s.add_argument("--min-orf", type=int, default=100, help="count ORFs of at least this many codons")
+  s.add_argument("--no-score", action="store_true", help="skip the exact pseudo-log-likelihood (one pass per base)")
+  s.add_argument("--output", help="FASTA path (default: stdout)")
+  s.add_argument("--report", help="TSV: PLL, GC, ORFs (and a shuffled reference), stops per frame, homopolymer")
 
   s = sub.add_parser("report", help="training/validation curves (PNG) and a Markdown summary of a run")
   s.add_argument("--workdir", required=True)
@@ -201,7 +219,7 @@ def run(argv: list[str]) -> int:
                            tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
                            args.max_homopolymer, args.avoid_repeats)
     designs, infeasible = design.run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
-                                     args.rounds)
+                                     args.rounds, pll_unit=args.pll_unit)
     fasta = design.write_outputs(designs, proteins, args.output, args.report)
     if not args.output:
       sys.stdout.write(fasta)
@@ -209,6 +227,15 @@ def run(argv: list[str]) -> int:
       print(f"dnajax: error: protein {name}: infeasible: {why}", file=sys.stderr)
     if infeasible:
       return 2
+  elif args.verb == "generate":
+    from dnajax import generate
+    results = generate.run(args.workdir, args.length, args.prefix, args.n, args.temperature, args.steps, args.seed,
+                           args.genetic_code, args.min_orf, score=not args.no_score, order_noise=args.order_noise)
+    fasta, tsv = generate.write_outputs(results, args.output, args.report)
+    if not args.output:
+      sys.stdout.write(fasta)
+    if not args.report:
+      sys.stderr.write(tsv)
   elif args.verb == "report":
     from dnajax import report
     md, images = report.report(args.workdir, args.output)

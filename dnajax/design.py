@@ -3,13 +3,14 @@
 1. Constraints are DNA Chisel specifications (translation, windowed GC, restriction sites via Bio.Restriction names,
    homopolymers, repeated k-mers on either strand). A usage-weighted random coding sequence is made feasible by DNA
    Chisel's solver; if no sequence can satisfy them the protein is reported infeasible with the violated constraint.
-2. Search: synonymous codon changes only. In each pass every `stride`-th codon is masked at once and the model's
-   probabilities at its three positions score all synonymous codons (a batched estimate: one forward pass per
-   window scores many codons); the best codon is taken if every constraint still holds. Passes repeat until nothing
-   changes or `rounds` is reached.
-3. The final report uses the exact pseudo-log-likelihood (each base masked in turn), CAI against the organism's
-   codon usage (Biopython's CodonAdaptationIndex), GC, homopolymers, repeats and restriction sites, all re-checked
-   after the design.
+2. Search: synonymous codon changes only. In each pass every `stride`-th codon is masked at once (only the bases
+   where its synonyms differ, so the amino acid stays visible) and the model's probabilities there score all
+   synonymous codons (a batched estimate: one forward pass per window scores many codons); the best codon is taken
+   if every constraint still holds. Passes repeat until nothing changes or `rounds` is reached.
+3. The final report uses the exact pseudo-log-likelihood, each codon masked in turn (its three bases together: the
+   unit the search changes, at a third of the forward passes of masking each base; `pll_unit="base"` for that),
+   CAI against the organism's codon usage (Biopython's CodonAdaptationIndex), GC, homopolymers, repeats and
+   restriction sites, all re-checked after the design.
 """
 
 from __future__ import annotations
@@ -126,21 +127,29 @@ class Infeasible(UserError):
   """No coding sequence of the protein meets the constraints."""
 
 
+def varying_positions(codons) -> list[int]:
+  """Positions (0-2) at which synonymous codons differ: only the third for 2- and 4-fold amino acids."""
+  return [k for k in range(3) if len({c[k] for c in codons}) > 1]
+
+
 def codon_scores(program, params, seq: str, codon_ids, usage, protein: str, seq_len: int,
                  batch: int) -> dict[int, dict[str, float]]:
-  """Mask the codons `codon_ids` together; score each synonymous codon of each by the summed log-probabilities of
-  its three bases (one batched pass over windows covering the sequence)."""
+  """Mask the codons `codon_ids` together (one batched pass over windows covering the sequence) and score each
+  synonymous codon by the summed log-probabilities of its bases at the positions where the synonyms differ. The
+  positions they share stay visible, so the model knows the amino acid: for most amino acids this is exactly
+  log p(third base | first two, context), the choice the search makes."""
   from dnajax import predict
 
   ids = tokens.encode(seq).copy()
+  varying = {j: varying_positions(usage[(protein + "*")[j]]) for j in codon_ids}
   for j in codon_ids:
-    ids[3 * j:3 * j + 3] = tokens.MASK
+    ids[[3 * j + k for k in varying[j]]] = tokens.MASK
   probs = predict.predict_probs(program, params, [ids], seq_len, batch)[0]
   logp = np.log(np.maximum(probs, 1e-30))
   out = {}
   for j in codon_ids:
     aa = (protein + "*")[j]
-    out[j] = {c: float(sum(logp[3 * j + k, "ACGT".index(b)] for k, b in enumerate(c))) for c in usage[aa]}
+    out[j] = {c: float(sum(logp[3 * j + k, "ACGT".index(c[k])] for k in varying[j])) for c in usage[aa]}
   return out
 
 
@@ -247,7 +256,7 @@ def violations(d: dict, c: Constraints) -> list[str]:
 
 
 def design_protein(program, params, seq_len: int, batch: int, name: str, protein: str, organism: str, code: int,
-                   c: Constraints, n: int, seed: int, rounds: int = 3) -> list[dict]:
+                   c: Constraints, n: int, seed: int, rounds: int = 3, pll_unit: str = "codon") -> list[dict]:
   from dnajax import score
 
   usage = codon_usage(organism, code)
@@ -257,9 +266,10 @@ def design_protein(program, params, seq_len: int, batch: int, name: str, protein
     problem = feasible_start(protein, usage, c, code, rng)
     changes = improve(program, params, problem, protein, usage, seq_len, batch, rounds)
     seq = problem.sequence
-    lp = score.position_log_probs(program, params, tokens.encode(seq), seq_len, batch)
+    lp = score.position_log_probs(program, params, tokens.encode(seq), seq_len, batch, pll_unit)
     d = {"name": f"{name}_design{k + 1}", "protein": name, "sequence": seq, "length": len(seq),
-         "model_pll": float(lp.sum()), "model_pll_per_base": float(lp.mean()), "codon_changes_by_model": changes,
+         "model_pll": float(lp.sum()), "model_pll_per_base": float(lp.mean()), "pll_unit": pll_unit,
+         "codon_changes_by_model": changes,
          **describe(seq, protein, usage, c, code)}
     d["violations"] = violations(d, c)
     if d["violations"]:  # DNA Chisel said yes; dnajax's own check disagrees: never emit it silently
@@ -286,7 +296,8 @@ def read_proteins(protein: str | None, fasta: str | None) -> list[tuple[str, str
 
 
 def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int | None, c: Constraints, n: int,
-        seed: int, rounds: int = 3, progress: bool = True) -> tuple[list[dict], list[tuple[str, str]]]:
+        seed: int, rounds: int = 3, progress: bool = True,
+        pll_unit: str = "codon") -> tuple[list[dict], list[tuple[str, str]]]:
   """(designs, [(protein name, why infeasible)]). Model and constraints are checked before any search."""
   from tqdm import tqdm
 
@@ -302,20 +313,22 @@ def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int 
     raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
   if n < 1:
     raise UserError("--n must be at least 1")
+  if pll_unit not in ("base", "codon"):
+    raise UserError(f"--pll-unit {pll_unit!r}: use codon or base")
   check_sites(c.avoid_sites)
   cfg, program, params, _ = evaluate.load_run(workdir)
   designs, infeasible = [], []
   for name, protein in tqdm(proteins, desc="design", unit="protein", disable=not progress or len(proteins) < 2):
     try:
       designs += design_protein(program, params, cfg.data.seq_len, cfg.eval.batch, name, protein, organism, code,
-                                c, n, seed, rounds)
+                                c, n, seed, rounds, pll_unit)
     except Infeasible as e:
       infeasible.append((name, str(e)))
   return designs, infeasible
 
 
-REPORT_COLUMNS = ("name", "protein", "length", "model_pll", "model_pll_per_base", "codon_changes_by_model", "cai",
-                  "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
+REPORT_COLUMNS = ("name", "protein", "length", "model_pll", "model_pll_per_base", "pll_unit", "codon_changes_by_model",
+                  "cai", "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
                   "restriction_sites", "translation_ok")
 
 

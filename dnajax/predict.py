@@ -27,6 +27,7 @@ def predict_probs(program, params, seqs: list[np.ndarray], seq_len: int, batch_s
   w = corpus_lib.tile(seqs, [np.zeros(len(s), bool) for s in seqs], seq_len, stride)
   out = [np.zeros((len(s), 4), np.float32) for s in seqs]
   best = [np.full(len(s), -1, np.int64) for s in seqs]  # distance to the nearest window edge
+  batch_size = program.fit_batch(len(w.ids), batch_size)  # short inputs: no full batch of padding
   rows = sharding.process_rows(batch_size)
   for b in tqdm(range(0, len(w.ids), batch_size), desc="predict", unit="batch", leave=False,
                 disable=not (progress and len(w.ids) > batch_size)):

@@ -234,9 +234,19 @@ class Program:
       total = sums if total is None else jax.tree.map(jnp.add, total, sums)
     return jax.device_get(total)
 
+  def fit_batch(self, n: int, batch_size: int, floor: int = 8) -> int:
+    """Rows per prediction batch for `n` windows: `batch_size` halved while the half still holds them, stays
+    divisible by the batch axes' devices and the processes, and is at least `floor` (so a few shapes compile)."""
+    unit = math.lcm(self.mesh.shape.get("data", 1) * self.mesh.shape.get("fsdp", 1), jax.process_count())
+    b = batch_size
+    while b % 2 == 0 and n <= b // 2 and b // 2 >= floor and (b // 2) % unit == 0:
+      b //= 2
+    return b
+
   def predict_windows(self, params, inputs, batch_size: int, progress: bool = False) -> np.ndarray:
     """p(A, C, G, T) at every position of every window, float32[W, L, 4], gathered on every process."""
     out = []
+    batch_size = self.fit_batch(len(inputs), batch_size)
     for batch in self._batches({"x": inputs}, {"x": tokens.PAD}, batch_size, progress, "predict"):
       probs = self.predict_step(params, batch["x"])
       out.append(np.asarray(jax.device_get(multihost_utils.process_allgather(probs, tiled=True))))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from Bio.Seq import Seq
 
-from dnajax import cli, design
+from dnajax import cli, design, evaluate, score, tokens
 
 PROTEIN = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLY"
 
@@ -17,6 +17,7 @@ def test_design_translates_meets_constraints_and_reports(tiny_run, tmp_path, cap
                    "--max-homopolymer", "6", "--avoid-repeats", "20", "--n", "2", "--seed", "1", "--rounds", "1",
                    "--output", str(out), "--report", str(report)])
   err = capsys.readouterr().err
+  cfg, program, params, _ = evaluate.load_run(workdir)
   assert code == 2  # poly-K has only AAA/AAG: some 20-mer repeats. Reported; the feasible protein still written
   assert "protein impossible: infeasible: no sequence satisfies the constraints (UniquifyAllKmers" in err
   recs = out.read_text().split(">")[1:]
@@ -33,12 +34,13 @@ def test_design_translates_meets_constraints_and_reports(tiny_run, tmp_path, cap
     assert d["repeated_kmers"] == 0 and not {"BsaI", "BsmBI"} & set(d["restriction_sites"])
     assert "GGTCTC" not in seq and "GAGACC" not in seq  # BsaI either strand
     r = dict(zip(header, row))
-    assert float(r["model_pll"]) < 0 and 0 < float(r["cai"]) <= 1
+    assert float(r["model_pll"]) < 0 and 0 < float(r["cai"]) <= 1 and r["pll_unit"] == "codon"
+    lp = score.position_log_probs(program, params, tokens.encode(seq), cfg.data.seq_len, cfg.eval.batch, "codon")
+    assert np.isclose(float(r["model_pll"]), lp.sum(), atol=1e-3)  # the reported PLL is the exact codon PLL
   assert (tmp_path / "d.protein.fasta").read_text().count(PROTEIN) == 2
 
 
 def test_model_guided_changes_raise_the_estimate(tiny_run):
-  from dnajax import evaluate
   workdir, _ = tiny_run
   cfg, program, params, _ = evaluate.load_run(workdir)
   usage = design.codon_usage("e_coli", 11)
@@ -59,6 +61,9 @@ def test_model_guided_changes_raise_the_estimate(tiny_run):
 
 @pytest.mark.parametrize("argv,needle", [
     (["--protein", "MKB"], "not amino acids"),
+    (["--protein", "MK*KL"], "letters * are not amino acids"),
+    (["--protein", "KKKKKKKKKKFFFFFFFFFFNNNNN", "--gc-min", "0.6", "--gc-max", "0.7", "--gc-window", "30"],
+     "infeasible: no sequence satisfies the constraints (EnforceGCContent"),
     (["--protein", "MK", "--avoid-sites", "NotAnEnzyme"], "not a restriction enzyme"),
     (["--protein", "MK", "--organism", "martian"], "unknown"),
     (["--protein", "MK", "--gc-min", "0.7", "--gc-max", "0.6"], "--gc-min"),

@@ -15,8 +15,11 @@ from dnajax import checkpoint, config, train
 from dnajax.errors import UserError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Also a sequence-length curriculum (64-base windows from step 34), per-window mask rates and dropout: all must
+# resume exactly.
 LONG = ["--config.train.steps=100", "--config.train.log_every=5", "--config.train.eval_every=100",
-        "--config.ckpt.every=100"]
+        "--config.ckpt.every=100", "--config.data.curriculum=32:0.34", "--config.data.mask_rate_max=0.3",
+        "--config.model.dropout=0.1"]
 
 
 def _cli(workdir, *extra):
@@ -75,6 +78,8 @@ def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
   same = {x["step"]: x["loss"] for x in _train_records(straight)}
   resumed = {x["step"]: x["loss"] for x in _train_records(run) if x["step"] > stopped + 5}
   assert resumed and all(same[s] == v for s, v in resumed.items())
+  lengths = [x["seq_len"] for x in _train_records(straight)]
+  assert lengths[0] == 32 and lengths[-1] == 64 and lengths == sorted(lengths)
 
 
 def test_kill_during_checkpoint_writes_then_resume(tmp_path):

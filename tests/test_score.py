@@ -33,3 +33,15 @@ def test_pll_equals_masking_each_base_in_turn(tiny_run, tmp_path, capsys):
   assert cli.main(["score", "--workdir", workdir, "--input", str(fa)]) == 0
   tsv = capsys.readouterr().out.splitlines()
   assert tsv[0].split("\t") == ["name", "length", "scored_bases", "pll", "pll_per_base"] and len(tsv) == 3
+
+
+def test_short_inputs_use_a_smaller_batch_with_the_same_predictions(tiny_run):
+  workdir, _ = tiny_run
+  cfg, program, params, _ = evaluate.load_run(workdir)
+  assert [program.fit_batch(n, 64) for n in (1, 8, 9, 20, 33, 64, 65, 500)] == [8, 8, 16, 32, 64, 64, 64, 64]
+  assert program.fit_batch(3, 12) == 12 and program.fit_batch(3, 16, floor=4) == 4
+  x = np.random.default_rng(1).integers(tokens.A, tokens.T + 1, (70, cfg.data.seq_len)).astype(np.uint8)
+  x[:, ::7] = tokens.MASK
+  together = program.predict_windows(params, x, 64)  # batches of 64 (the second padded)
+  np.testing.assert_allclose(program.predict_windows(params, x[65:], 64), together[65:], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(program.predict_windows(params, x[:20], 64), together[:20], rtol=1e-5, atol=1e-6)

@@ -14,7 +14,7 @@ from dnajax import config, corpus as corpus_lib, data, sharding, train
 from dnajax.errors import UserError
 
 COMMON = [["train.steps", "5"], ["train.log_every", "1"], ["train.eval_every", "5"], ["ckpt.every", "5"]]
-MESHES = {"dp8": (8, 1, 1), "dp2_fsdp4": (2, 4, 1), "dp2_fsdp2_tp2": (2, 2, 2)}
+MESHES = {"dp8": (8, 1, 1), "dp2_fsdp2_tp2": (2, 2, 2)}
 
 
 def _mesh_overrides(shape):

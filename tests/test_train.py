@@ -33,30 +33,6 @@ def _params(workdir, step):
   return jax.device_get(state), meta
 
 
-def test_resume_equals_uninterrupted(tmp_path):
-  # Also crosses a sequence-length curriculum boundary (step 4) and draws per-window mask rates.
-  overrides = [("train.steps", "12"), ("train.eval_every", "6"), ("ckpt.every", "6"), ("model.dropout", "0.1"),
-               ("train.log_every", "2"), ("data.curriculum", "32:0.34"), ("data.mask_rate_max", "0.3")]
-  straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  train.train_and_evaluate(config.load("configs/tiny.py", overrides), straight, show_progress=False)
-  train.train_and_evaluate(config.load("configs/tiny.py", overrides), resumed, show_progress=False, stop_at=6)
-  assert checkpoint.Checkpointer(resumed, create=False).all_steps() == [6]
-  train.train_and_evaluate(config.load("configs/tiny.py", overrides), resumed, show_progress=False)
-  a, meta = _params(straight, 12)
-  b, _ = _params(resumed, 12)
-  assert meta["data_position"] == {"next_step": 12}
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
-
-  def losses(w):
-    return [(x["step"], x["loss"]) for x in map(json.loads, open(os.path.join(w, "metrics.jsonl")))
-            if x["split"] == "train"]
-  assert losses(straight) == losses(resumed)
-  lengths = [x["seq_len"] for x in map(json.loads, open(os.path.join(straight, "metrics.jsonl")))
-             if x["split"] == "train"]
-  assert lengths == [32, 32, 64, 64, 64, 64]
-
-
 def test_curriculum_stages_and_errors():
   import pytest
 
