@@ -102,6 +102,8 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--avoid-sites", default="", help="restriction enzymes, e.g. BsaI,BsmBI")
   s.add_argument("--max-homopolymer", type=int, default=0, help="longest allowed run of one base (0: no limit)")
   s.add_argument("--avoid-repeats", type=int, default=0, help="no K-mer twice on either strand (0: off)")
+  s.add_argument("--avoid-splice-sites", action="store_true",
+                 help="no consensus splice donor (GTRAGT) or acceptor (Y11-N-CAG) on the coding strand")
   s.add_argument("--n", type=int, default=1, help="designs per protein")
   s.add_argument("--seed", type=int, default=0)
   s.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes")
@@ -217,7 +219,7 @@ def run(argv: list[str]) -> int:
     proteins = design.read_proteins(args.protein, args.protein_fasta)
     c = design.Constraints(args.gc_min, args.gc_max, args.gc_window,
                            tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
-                           args.max_homopolymer, args.avoid_repeats)
+                           args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites)
     designs, infeasible = design.run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
                                      args.rounds, pll_unit=args.pll_unit)
     fasta = design.write_outputs(designs, proteins, args.output, args.report)

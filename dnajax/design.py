@@ -1,7 +1,7 @@
 """`dnajax design`: coding sequences for a protein, scored by a trained model, under manufacturability constraints.
 
 1. Constraints are DNA Chisel specifications (translation, windowed GC, restriction sites via Bio.Restriction names,
-   homopolymers, repeated k-mers on either strand). A usage-weighted random coding sequence is made feasible by DNA
+   homopolymers, repeated k-mers on either strand, optionally consensus splice sites on the coding strand). A usage-weighted random coding sequence is made feasible by DNA
    Chisel's solver; if no sequence can satisfy them the protein is reported infeasible with the violated constraint.
 2. Search: synonymous codon changes only. In each pass every `stride`-th codon is masked at once (only the bases
    where its synonyms differ, so the amino acid stays visible) and the model's probabilities there score all
@@ -41,6 +41,13 @@ class Constraints:
   avoid_sites: tuple[str, ...] = ()
   max_homopolymer: int = 0  # 0: no limit; 6 allows runs of at most 6
   avoid_repeats: int = 0  # k: no k-mer twice on either strand; 0: off
+  avoid_splice_sites: bool = False  # consensus splice donors/acceptors on the coding strand (eukaryotic hosts)
+
+
+# Consensus splice sites on the coding strand (IUPAC): the donor at an intron's 5' end (exon|GT[A/G]AGT) and an
+# acceptor at its 3' end (a polypyrimidine tract, any base, then CAG|exon). Consensus matches, not a splice predictor.
+SPLICE_PATTERNS = {"donor": "GTRAGT", "acceptor": "YYYYYYYYYYYNCAG"}
+_IUPAC_REGEX = {"R": "[AG]", "Y": "[CT]", "N": "[ACGT]"}
 
 
 def check_protein(name: str, protein: str) -> str:
@@ -85,7 +92,18 @@ def chisel_specs(protein: str, c: Constraints, code: int) -> list:
     specs += [dc.AvoidPattern(f"{c.max_homopolymer + 1}x{b}") for b in "ACGT"]
   if c.avoid_repeats:
     specs.append(dc.UniquifyAllKmers(c.avoid_repeats, include_reverse_complement=True))
+  if c.avoid_splice_sites:
+    specs += [dc.AvoidPattern(p, strand=1) for p in SPLICE_PATTERNS.values()]
   return specs
+
+
+def splice_sites(seq: str) -> list[str]:
+  """'donor@i' / 'acceptor@i' for every consensus match on the coding strand (overlapping matches included)."""
+  out = []
+  for kind, pattern in SPLICE_PATTERNS.items():
+    regex = "".join(_IUPAC_REGEX.get(ch, ch) for ch in pattern)
+    out += [f"{kind}@{m.start()}" for m in re.finditer(f"(?={regex})", seq)]
+  return out
 
 
 def check_sites(sites: tuple[str, ...]) -> tuple[str, ...]:
@@ -236,7 +254,7 @@ def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
           "cai": cai(seq, usage), "gc": float(np.mean([b in "GC" for b in seq])), "gc_window_min": lo,
           "gc_window_max": hi, "longest_homopolymer": longest_homopolymer(seq),
           "repeated_kmers": repeated_kmers(seq, c.avoid_repeats or 20),
-          "restriction_sites": sites_found(seq, c.avoid_sites)}
+          "restriction_sites": sites_found(seq, c.avoid_sites), "splice_sites": splice_sites(seq)}
 
 
 def violations(d: dict, c: Constraints) -> list[str]:
@@ -252,6 +270,8 @@ def violations(d: dict, c: Constraints) -> list[str]:
     v.append("homopolymer")
   if c.avoid_repeats and d["repeated_kmers"]:
     v.append("repeats")
+  if c.avoid_splice_sites and d["splice_sites"]:
+    v.append("splice_site")
   return v
 
 
@@ -329,7 +349,7 @@ def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int 
 
 REPORT_COLUMNS = ("name", "protein", "length", "model_pll", "model_pll_per_base", "pll_unit", "codon_changes_by_model",
                   "cai", "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
-                  "restriction_sites", "translation_ok")
+                  "restriction_sites", "splice_sites", "translation_ok")
 
 
 def write_outputs(designs: list[dict], proteins: list[tuple[str, str]], output: str | None,

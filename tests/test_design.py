@@ -73,3 +73,18 @@ def test_design_input_errors_are_one_line(tiny_run, capsys, argv, needle):
   assert cli.main(["design", "--workdir", workdir, *argv]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_splice_sites_are_found_and_avoided(tiny_run):
+  assert design.splice_sites("AAGTAAGTCC") == ["donor@2"]
+  assert design.splice_sites("T" * 11 + "ACAG") == ["acceptor@0"]
+  assert design.splice_sites(str(Seq("AAGTAAGTCC").reverse_complement())) == []  # the coding strand only
+  c = design.Constraints(avoid_splice_sites=True)
+  usage = design.codon_usage("h_sapiens", 1)
+  d = design.describe("ATGGTAAGTTAA", "MVS", usage, c, 1)
+  assert d["splice_sites"] == ["donor@3"] and design.violations(d, c) == ["splice_site"]
+  cfg, program, params, _ = evaluate.load_run(tiny_run[0])
+  protein = "MVSVSVSLQVSRVSVSVSLQVSVS" * 2  # Val-Ser (GTR AGT) and Leu-Gln (... CAG) invite both sites
+  [out] = design.design_protein(program, params, cfg.data.seq_len, cfg.eval.batch, "p", protein, "h_sapiens", 1,
+                                c, 1, 0, rounds=1)
+  assert out["violations"] == [] and out["splice_sites"] == [] and out["translation_ok"]
