@@ -1,8 +1,9 @@
 """`dnajax design`: coding sequences for a protein, scored by a trained model, under manufacturability constraints.
 
 1. Constraints are DNA Chisel specifications (translation, windowed GC, restriction sites via Bio.Restriction names,
-   homopolymers, repeated k-mers on either strand, optionally consensus splice sites on the coding strand). A usage-weighted random coding sequence is made feasible by DNA
-   Chisel's solver; if no sequence can satisfy them the protein is reported infeasible with the violated constraint.
+   homopolymers, repeated k-mers on either strand, optionally consensus splice sites on the coding strand). A
+   usage-weighted random coding sequence is made feasible by DNA Chisel's solver; if no sequence can satisfy them the
+   protein is reported infeasible with the violated constraint.
 2. Search: synonymous codon changes only. In each pass every `stride`-th codon is masked at once (only the bases
    where its synonyms differ, so the amino acid stays visible) and the model's probabilities there score all
    synonymous codons (a batched estimate: one forward pass per window scores many codons); the best codon is taken
