@@ -118,7 +118,7 @@ def _build_parser() -> argparse.ArgumentParser:
   s.add_argument("--prefix", default="", help="fixed start (A/C/G/T), e.g. a start codon")
   s.add_argument("--n", type=int, default=1, help="sequences to generate")
   s.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (0: the most likely base)")
-  s.add_argument("--steps", type=int, help="unmasking steps (default: a quarter of the masked length)")
+  s.add_argument("--steps", type=int, help="unmasking steps (default: a quarter of the masked length, at most 256)")
   s.add_argument("--order-noise", type=float, default=4.5,
                  help="Gumbel noise on the confidence order at the first step, fading to 0 (0: confidence only)")
   s.add_argument("--seed", type=int, default=0)

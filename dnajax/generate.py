@@ -27,6 +27,7 @@ MAX_LENGTH = 1_000_000
 # Choice noise at the first step. Measured (configs/cds.py on E. coli, 600 bases from ATG, 4 sequences): with 0 the
 # most confident positions extend runs of one base (longest homopolymer 64, GC 0.63); with 4.5 none longer than 6.
 ORDER_NOISE = 4.5
+MAX_DEFAULT_STEPS = 256  # each step predicts the whole sequence: long sequences fill more bases per step
 
 
 def unmask_counts(masked: int, steps: int) -> list[int]:
@@ -187,7 +188,7 @@ def run(workdir: str, length: int, prefix: str = "", n: int = 1, temperature: fl
     raise UserError(f"--genetic-code {code}: not an NCBI translation table number (1-33)")
   cfg, program, params, step = evaluate.load_run(workdir)
   masked = length - len(prefix_ids)
-  steps = steps if steps is not None else max(1, math.ceil(masked / 4))
+  steps = steps if steps is not None else min(MAX_DEFAULT_STEPS, max(1, math.ceil(masked / 4)))
   start = np.full(length, tokens.MASK, np.uint8)
   start[:len(prefix_ids)] = prefix_ids
   seqs, _ = iterative_unmask(
