@@ -13,7 +13,7 @@ import os
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from Bio import SeqIO
@@ -133,13 +133,32 @@ def _detect_format(path: str, text: str, fmt: str | None) -> str:
                   "name it .fa/.gb or pass --format fasta|genbank")
 
 
+def _fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
+  """(first word of the title, letters) per FASTA record, one record in memory at a time. As Biopython's 'fasta'
+  reader: a record runs to the next line starting with '>', and spaces, tabs and line breaks are dropped; unlike
+  it, blank lines before the first record are allowed."""
+  start = len(text) - len(text.lstrip())
+  if not text.startswith(">", start):
+    raise UserError(f"{path}: not FASTA (the first non-blank line must start with '>'); "
+                    "pass --format genbank if it is GenBank")
+  i, n = start, len(text)
+  while i < n:
+    eol = text.find("\n", i)
+    eol = n if eol < 0 else eol
+    words = text[i + 1:eol].split(None, 1)
+    nxt = text.find("\n>", eol)
+    end = n if nxt < 0 else nxt + 1
+    letters = text[eol + 1:end]
+    for ch in "\n \t\r":  # one copy at a time: a long record costs a few times its length, not ten
+      if ch in letters:
+        letters = letters.replace(ch, "")
+    yield (words[0] if words else ""), letters
+    i = end
+
+
 def _seq_records(path: str, text: str, fmt: str) -> list:
-  """Biopython SeqRecords with their sequence letters checked; parser failures become user errors."""
-  if fmt == "fasta":
-    if not text.lstrip().startswith(">"):
-      raise UserError(f"{path}: not FASTA (the first non-blank line must start with '>'); "
-                      "pass --format genbank if it is GenBank")
-  elif not text.lstrip().startswith("LOCUS"):
+  """Biopython SeqRecords (GenBank) with their sequence letters checked; parser failures become user errors."""
+  if not text.lstrip().startswith("LOCUS"):
     raise UserError(f"{path}: not GenBank (the first line must start with LOCUS); pass --format fasta if it is FASTA")
   try:
     with warnings.catch_warnings():  # Biopython warns on some malformed input; dnajax says it in one line instead
@@ -162,14 +181,15 @@ def _seq_records(path: str, text: str, fmt: str) -> list:
   return parsed
 
 
-def _parse(path: str, text: str, fmt: str) -> Iterable[tuple[str, str, np.ndarray | None]]:
-  """(record id, sequence letters, codon positions or None) triples."""
-  out = []
-  for rec in _seq_records(path, text, fmt):
+def _parse(path: str, text: str, fmt: str) -> Iterator[tuple[str, str, np.ndarray | None]]:
+  """(record id, sequence letters, codon positions or None) triples, FASTA records one at a time."""
+  if fmt == "fasta":
+    for k, (name, letters) in enumerate(_fasta_records(path, text)):
+      yield name or f"record{k}", letters, None
+    return
+  for k, rec in enumerate(_seq_records(path, text, fmt)):
     letters = str(rec.seq)
-    out.append((rec.id or f"record{len(out)}", letters,
-                codon_positions(rec, len(letters)) if fmt == "genbank" else None))
-  return out
+    yield rec.id or f"record{k}", letters, codon_positions(rec, len(letters))
 
 
 def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple[list[Record], dict]:
@@ -180,11 +200,11 @@ def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple
   for path in expand_inputs(paths):
     text = _read_text(path)
     kind = _detect_format(path, text, fmt)
-    pairs = []
-    for rec in _seq_records(path, text, kind):
-      if kind == "fasta":
-        pairs.append((rec.id or f"record{len(pairs)}", str(rec.seq)))
-        continue
+    if kind == "fasta":
+      pairs = [(name or f"record{k}", letters) for k, (name, letters) in enumerate(_fasta_records(path, text))]
+    else:
+      pairs = []
+    for rec in _seq_records(path, text, kind) if kind == "genbank" else ():
       for f in rec.features:
         if f.type != "CDS" or f.location is None:
           continue
@@ -225,8 +245,8 @@ def normalise(name: str, letters: str, path: str, allow_query: bool = False) -> 
   if ambiguous_fraction > MAX_AMBIGUOUS_FRACTION:
     raise UserError(f"{path}: record {name}: {100 * ambiguous_fraction:.0f}% IUPAC ambiguity codes other than N; "
                     "likely a protein sequence, dnajax reads DNA/RNA only")
-  soft = (raw >= ord("a")) & (ids != tokens.MASK)
-  return Record(name=name, ids=ids.astype(np.uint8), soft_masked=soft, source=path)
+  del bad
+  return Record(name=name, ids=ids, soft_masked=raw >= ord("a"), source=path)  # '?' is below 'a': never soft
 
 
 def read_file(path: str, fmt: str | None = None, allow_query: bool = False) -> list[Record]:

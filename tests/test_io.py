@@ -105,3 +105,19 @@ def test_line_endings_crlf_and_cr(tmp_path):
     p.write_bytes(f">a{eol}ACGTACGT{eol}acgt{eol}>b{eol}GGGG{eol}".encode())
     recs = io.read_file(str(p))
     assert [r.name for r in recs] == ["a", "b"] and len(recs[0].ids) == 12 and recs[0].soft_masked[8:].all()
+
+
+def test_fasta_reader_matches_biopython(tmp_path):
+  import io as _io
+  import random
+
+  from Bio import SeqIO
+
+  from dnajax import io as dio
+  rng = random.Random(0)
+  pieces = ["A", "C", "g", "t", "N", " ", "\t", "\n", "\n", ">", "x y", "", ">id desc\n", "\n\n"]
+  for _ in range(2000):
+    text = ">" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
+    bio = [(r.id, str(r.seq)) for r in SeqIO.parse(_io.StringIO(text), "fasta")]
+    assert list(dio._fasta_records("x", text)) == bio, repr(text)
+  assert list(dio._fasta_records("x", "\n\n>a b\nAC GT\n\n>c\n")) == [("a", "ACGT"), ("c", "")]
