@@ -34,7 +34,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from dnajax import design, evaluate, score, tokens  # noqa: E402
+from dnajax import design, evaluate, io, score, tokens  # noqa: E402
 
 METHODS = ("natural", "most_frequent", "usage_random", "chisel_match", "dnajax")
 CONSTRAINTS = design.Constraints(gc_min=0.3, gc_max=0.65, gc_window=50, avoid_sites=("BsaI", "BsmBI"),
@@ -45,6 +45,7 @@ CODE = 11
 def held_out_proteins(workdir: str, genbank: str, n: int, seed: int, min_aa: int = 100, max_aa: int = 600):
   """[(locus tag, protein, natural CDS)] from the run's validation genes; plus the training genes' mean GC."""
   from Bio import SeqIO
+  from Bio.Seq import Seq
 
   with open(os.path.join(workdir, "corpus", "index.json")) as f:
     index = json.load(f)
@@ -58,13 +59,13 @@ def held_out_proteins(workdir: str, genbank: str, n: int, seed: int, min_aa: int
       q = feat.qualifiers
       if feat.type != "CDS" or "pseudo" in q or "transl_except" in q or "ribosomal_slippage" in q:
         continue
-      name = f"{rec.id}:{(q.get('locus_tag') or q.get('gene') or [''])[0]}"
+      name = io.cds_name(rec, feat)  # as the corpus names it
       cds = str(feat.extract(rec.seq)).upper()
       if split.get(name) == "train":
-        train_gc.append(np.mean([b in "GC" for b in cds]))
+        train_gc.append(design.gc_content(cds))
       if split.get(name) != "val" or len(feat.location.parts) > 1 or len(cds) % 3:
         continue
-      protein = str(feat.extract(rec.seq).translate(table=CODE))
+      protein = str(Seq(cds).translate(table=CODE))
       if not protein.endswith("*") or "*" in protein[:-1] or not min_aa <= len(protein) - 1 <= max_aa:
         continue
       if set(protein[:-1]) - design.PROTEIN_LETTERS:
@@ -79,8 +80,8 @@ def baseline_designs(protein: str, usage, rng: np.random.Generator) -> dict[str,
   import dnachisel as dc
 
   out = {"most_frequent": "".join(max(usage[aa], key=usage[aa].get) for aa in protein + "*"),
-         "usage_random": design._sample_cds(protein, usage, rng)}
-  problem = dc.DnaOptimizationProblem(design._sample_cds(protein, usage, rng),
+         "usage_random": design.sample_cds(protein, usage, rng)}
+  problem = dc.DnaOptimizationProblem(design.sample_cds(protein, usage, rng),
                                       constraints=design.chisel_specs(protein, CONSTRAINTS, CODE),
                                       objectives=[dc.CodonOptimize(species="e_coli", method="match_codon_usage")],
                                       logger=None)

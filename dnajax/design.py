@@ -107,6 +107,14 @@ def splice_sites(seq: str) -> list[str]:
   return out
 
 
+def check_genetic_code(code: int) -> int:
+  from Bio.Data import CodonTable
+
+  if code not in CodonTable.unambiguous_dna_by_id:
+    raise UserError(f"--genetic-code {code}: not an NCBI translation table number (1-33)")
+  return code
+
+
 def check_sites(sites: tuple[str, ...]) -> tuple[str, ...]:
   from Bio import Restriction
 
@@ -117,7 +125,8 @@ def check_sites(sites: tuple[str, ...]) -> tuple[str, ...]:
   return sites
 
 
-def _sample_cds(protein: str, usage, rng: np.random.Generator) -> str:
+def sample_cds(protein: str, usage, rng: np.random.Generator) -> str:
+  """Synonymous codons drawn by the organism's usage, the stop codon included."""
   out = []
   for aa in protein + "*":
     codons, freqs = zip(*usage[aa].items())
@@ -131,7 +140,7 @@ def feasible_start(protein: str, usage, c: Constraints, code: int, rng: np.rando
   one."""
   import dnachisel as dc
 
-  problem = dc.DnaOptimizationProblem(_sample_cds(protein, usage, rng), constraints=chisel_specs(protein, c, code),
+  problem = dc.DnaOptimizationProblem(sample_cds(protein, usage, rng), constraints=chisel_specs(protein, c, code),
                                       logger=None)
   try:
     problem.resolve_constraints()
@@ -221,6 +230,10 @@ def repeated_kmers(seq: str, k: int) -> int:
   return sum(1 for v in counts.values() if v > 1)
 
 
+def gc_content(seq: str) -> float:
+  return float(np.mean([b in "GC" for b in seq])) if seq else 0.0
+
+
 def gc_windows(seq: str, window: int) -> tuple[float, float]:
   gc = np.array([b in "GC" for b in seq], float)
   if len(seq) <= window:
@@ -252,7 +265,7 @@ def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
 
   lo, hi = gc_windows(seq, c.gc_window)
   return {"translation_ok": str(Seq(seq).translate(table=code)) == protein + "*",
-          "cai": cai(seq, usage), "gc": float(np.mean([b in "GC" for b in seq])), "gc_window_min": lo,
+          "cai": cai(seq, usage), "gc": gc_content(seq), "gc_window_min": lo,
           "gc_window_max": hi, "longest_homopolymer": longest_homopolymer(seq),
           "repeated_kmers": repeated_kmers(seq, c.avoid_repeats or 20),
           "restriction_sites": sites_found(seq, c.avoid_sites), "splice_sites": splice_sites(seq)}
@@ -327,9 +340,7 @@ def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int 
   if organism not in ORGANISMS:
     raise UserError(f"--organism {organism}: unknown; use one of {', '.join(ORGANISMS)}")
   code = ORGANISMS[organism][1] if code is None else code
-  from Bio.Data import CodonTable
-  if code not in CodonTable.unambiguous_dna_by_id:
-    raise UserError(f"--genetic-code {code}: not an NCBI translation table number (1-33)")
+  check_genetic_code(code)
   if not 0 <= c.gc_min < c.gc_max <= 1 or c.gc_window < 3:
     raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
   if n < 1:
@@ -366,9 +377,5 @@ def write_outputs(designs: list[dict], proteins: list[tuple[str, str]], output: 
     io.atomic_write_text(stem + ".protein.fasta",
                          "".join(f">{d['name']}\n{prot[d['protein']]}\n" for d in designs))
   if report:
-    rows = ["\t".join(REPORT_COLUMNS)]
-    for d in designs:
-      rows.append("\t".join(",".join(d[k]) if isinstance(d[k], list) else
-                            (f"{d[k]:.4f}" if isinstance(d[k], float) else str(d[k])) for k in REPORT_COLUMNS))
-    io.atomic_write_text(report, "\n".join(rows) + "\n")
+    io.atomic_write_text(report, io.tsv_table(designs, REPORT_COLUMNS))
   return fasta

@@ -148,7 +148,7 @@ def plausibility(seq: str, code: int = 11, min_orf: int = 100, shuffles: int = 2
     shuffled = "".join(rng.permutation(list(seq)))
     null.append(max((n for _, _, n in orfs(shuffled, code)), default=0))
   stops = stops_per_100_codons(seq, code)
-  return {"gc": float(np.mean([b in "GC" for b in seq])) if seq else 0.0,
+  return {"gc": design.gc_content(seq),
           "longest_orf_codons": longest, "orfs_at_least_min": sum(n >= min_orf for _, _, n in found),
           "longest_orf_shuffled_mean": float(np.mean(null)) if null else 0.0,
           "stops_per_100_codons_frame1": stops[0], "stops_per_100_codons_frame2": stops[1],
@@ -180,12 +180,10 @@ def check_request(length: int, prefix: str, n: int, steps: int | None, temperatu
 def run(workdir: str, length: int, prefix: str = "", n: int = 1, temperature: float = 1.0,
         steps: int | None = None, seed: int = 0, code: int = 11, min_orf: int = 100, score: bool = True,
         order_noise: float = ORDER_NOISE, progress: bool = True) -> list[dict]:
-  from dnajax import evaluate, predict, score as score_lib
+  from dnajax import design, evaluate, predict, score as score_lib
 
   prefix_ids = check_request(length, prefix, n, steps, temperature, order_noise)
-  from Bio.Data import CodonTable
-  if code not in CodonTable.unambiguous_dna_by_id:
-    raise UserError(f"--genetic-code {code}: not an NCBI translation table number (1-33)")
+  design.check_genetic_code(code)
   cfg, program, params, step = evaluate.load_run(workdir)
   masked = length - len(prefix_ids)
   steps = steps if steps is not None else min(MAX_DEFAULT_STEPS, max(1, math.ceil(masked / 4)))
@@ -215,13 +213,9 @@ REPORT_COLUMNS = ("name", "length", "prefix_length", "model_pll", "model_pll_per
 def write_outputs(results: list[dict], output: str | None, report: str | None) -> tuple[str, str]:
   from dnajax import io
 
-  fasta = "".join(f">{d['name']} length={d['length']} gc={d['gc']:.3f} longest_orf={d['longest_orf_codons']}\n"
-                  + "\n".join(d["sequence"][i:i + 80] for i in range(0, len(d["sequence"]), 80)) + "\n"
-                  for d in results)
-  cols = [c for c in REPORT_COLUMNS if all(c in d for d in results)]
-  rows = ["\t".join(cols)] + ["\t".join(f"{d[c]:.4f}" if isinstance(d[c], float) else str(d[c]) for c in cols)
-                              for d in results]
-  tsv = "\n".join(rows) + "\n"
+  fasta = "".join(io.fasta_entry(f"{d['name']} length={d['length']} gc={d['gc']:.3f} "
+                                  f"longest_orf={d['longest_orf_codons']}", d["sequence"]) for d in results)
+  tsv = io.tsv_table(results, [c for c in REPORT_COLUMNS if all(c in d for d in results)])
   if output:
     io.atomic_write_text(output, fasta)
   if report:

@@ -156,14 +156,15 @@ def _fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
     i = end
 
 
-def _seq_records(path: str, text: str, fmt: str) -> list:
-  """Biopython SeqRecords (GenBank) with their sequence letters checked; parser failures become user errors."""
+def _seq_records(path: str, text: str) -> list:
+  """Biopython SeqRecords of a GenBank text with their sequence letters checked; parser failures become user
+  errors."""
   if not text.lstrip().startswith("LOCUS"):
     raise UserError(f"{path}: not GenBank (the first line must start with LOCUS); pass --format fasta if it is FASTA")
   try:
     with warnings.catch_warnings():  # Biopython warns on some malformed input; dnajax says it in one line instead
       warnings.simplefilter("ignore")
-      parsed = list(SeqIO.parse(io.StringIO(text), fmt))
+      parsed = list(SeqIO.parse(io.StringIO(text), "genbank"))
     for rec in parsed:
       try:
         str(rec.seq)
@@ -173,10 +174,10 @@ def _seq_records(path: str, text: str, fmt: str) -> list:
     raise
   except Exception as e:  # Biopython raises ValueError/AssertionError on malformed or truncated files
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    raise UserError(f"{path}: malformed or truncated {fmt} file ({msg}); check the file is complete") from None
+    raise UserError(f"{path}: malformed or truncated genbank file ({msg}); check the file is complete") from None
   if not parsed:
-    raise UserError(f"{path}: no {fmt} records found; check the file")
-  if fmt == "genbank" and not text.rstrip().endswith("//"):
+    raise UserError(f"{path}: no genbank records found; check the file")
+  if not text.rstrip().endswith("//"):
     raise UserError(f"{path}: GenBank file is truncated (no closing '//'); download the file again")
   return parsed
 
@@ -187,7 +188,7 @@ def _parse(path: str, text: str, fmt: str) -> Iterator[tuple[str, str, np.ndarra
     for k, (name, letters) in enumerate(_fasta_records(path, text)):
       yield name or f"record{k}", letters, None
     return
-  for k, rec in enumerate(_seq_records(path, text, fmt)):
+  for k, rec in enumerate(_seq_records(path, text)):
     letters = str(rec.seq)
     yield rec.id or f"record{k}", letters, codon_positions(rec, len(letters))
 
@@ -204,15 +205,14 @@ def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple
       pairs = [(name or f"record{k}", letters) for k, (name, letters) in enumerate(_fasta_records(path, text))]
     else:
       pairs = []
-    for rec in _seq_records(path, text, kind) if kind == "genbank" else ():
-      for f in rec.features:
-        if f.type != "CDS" or f.location is None:
-          continue
-        if "pseudo" in f.qualifiers or "pseudogene" in f.qualifiers:
-          counts["skipped_pseudo"] += 1
-          continue
-        tag = (f.qualifiers.get("locus_tag") or f.qualifiers.get("gene") or [f"{f.location.start}"])[0]
-        pairs.append((f"{rec.id}:{tag}", str(f.extract(rec.seq))))
+      for rec in _seq_records(path, text):
+        for f in rec.features:
+          if f.type != "CDS" or f.location is None:
+            continue
+          if "pseudo" in f.qualifiers or "pseudogene" in f.qualifiers:
+            counts["skipped_pseudo"] += 1
+            continue
+          pairs.append((cds_name(rec, f), str(f.extract(rec.seq))))
     for name, letters in pairs:
       if len(letters) % 3:
         counts["skipped_not_multiple_of_3"] += 1
@@ -264,6 +264,25 @@ def read_files(paths: Sequence[str], fmt: str | None = None, allow_query: bool =
   for path in expand_inputs(paths):
     records.extend(read_file(path, fmt, allow_query))
   return records
+
+
+def fasta_entry(header: str, seq: str, width: int = 80) -> str:
+  """One FASTA record, sequence lines `width` letters long."""
+  return f">{header}\n" + "".join(seq[i:i + width] + "\n" for i in range(0, len(seq), width))
+
+
+def tsv_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
+  """A header line and one line per row: floats to 4 decimals, lists comma-joined."""
+  def cell(x):
+    return ",".join(map(str, x)) if isinstance(x, list) else f"{x:.4f}" if isinstance(x, float) else str(x)
+
+  return "\n".join(["\t".join(columns)] + ["\t".join(cell(r[c]) for c in columns) for r in rows]) + "\n"
+
+
+def cds_name(record, feature) -> str:
+  """'record id:locus tag' (else gene name, else start) for a GenBank CDS feature: the name data.cds gives it."""
+  tag = (feature.qualifiers.get("locus_tag") or feature.qualifiers.get("gene") or [f"{feature.location.start}"])[0]
+  return f"{record.id}:{tag}"
 
 
 def atomic_write_text(path: str, text: str) -> None:

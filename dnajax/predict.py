@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import os
 
-import jax
 import numpy as np
-from jax.experimental import multihost_utils
-from tqdm import tqdm
 
-from dnajax import corpus as corpus_lib, io, sharding, tokens
+from dnajax import corpus as corpus_lib, io, tokens
 from dnajax.errors import UserError
 from dnajax.evaluate import load_run
 
@@ -25,27 +22,18 @@ def predict_probs(program, params, seqs: list[np.ndarray], seq_len: int, batch_s
   """float32[len, 4] per sequence."""
   stride = max(1, seq_len // 2)
   w = corpus_lib.tile(seqs, [np.zeros(len(s), bool) for s in seqs], seq_len, stride)
+  probs = program.predict_windows(params, w.ids, batch_size, progress)
   out = [np.zeros((len(s), 4), np.float32) for s in seqs]
   best = [np.full(len(s), -1, np.int64) for s in seqs]  # distance to the nearest window edge
-  batch_size = program.fit_batch(len(w.ids), batch_size)  # short inputs: no full batch of padding
-  rows = sharding.process_rows(batch_size)
-  for b in tqdm(range(0, len(w.ids), batch_size), desc="predict", unit="batch", leave=False,
-                disable=not (progress and len(w.ids) > batch_size)):
-    chunk = w.ids[b:b + batch_size]
-    n = len(chunk)
-    if n < batch_size:
-      chunk = np.concatenate([chunk, np.full((batch_size - n, seq_len), tokens.PAD, np.uint8)])
-    probs = program.predict_step(params, program.to_global({"x": chunk[rows.start:rows.stop]})["x"])
-    probs = np.asarray(jax.device_get(multihost_utils.process_allgather(probs, tiled=True)))
-    for j in range(n):
-      i, start = int(w.seq_index[b + j]), int(w.start[b + j])
-      length = min(seq_len, len(seqs[i]) - start)
-      col = np.arange(length)
-      edge = np.minimum(col, length - 1 - col)
-      pos = start + col
-      better = edge > best[i][pos]
-      out[i][pos[better]] = probs[j, col[better]]
-      best[i][pos[better]] = edge[better]
+  for j in range(len(w.ids)):
+    i, start = int(w.seq_index[j]), int(w.start[j])
+    length = min(seq_len, len(seqs[i]) - start)
+    col = np.arange(length)
+    edge = np.minimum(col, length - 1 - col)
+    pos = start + col
+    better = edge > best[i][pos]
+    out[i][pos[better]] = probs[j, col[better]]
+    best[i][pos[better]] = edge[better]
   return out
 
 
@@ -69,8 +57,8 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
     for pos, row, k in zip(q, pq, best):
       lines.append(f"{r.name}\t{pos}\t" + "\t".join(f"{x:.8f}" for x in row) + f"\t{tokens.BASES[k]}")
     seq = tokens.decode(filled)
-    fasta.append(f">{r.name}\n" + "\n".join(seq[i:i + 80] for i in range(0, len(seq), 80)))
-  tsv, fa = "\n".join(lines) + "\n", "\n".join(fasta) + "\n"
+    fasta.append(io.fasta_entry(r.name, seq))
+  tsv, fa = "\n".join(lines) + "\n", "".join(fasta)
   if output is None:
     return tsv, None
   fasta_path = os.path.splitext(output)[0] + ".fasta"
