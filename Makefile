@@ -22,6 +22,7 @@ train: $(STAMP)
 	$(BIN)/dnajax train --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q --durations=15 tests $(ARGS)
 
 clean:

@@ -1,6 +1,6 @@
 """Design benchmark: coding sequences for natural E. coli proteins the model never saw, by five methods.
 
-  python benchmarks/design_bench.py --workdir runs/cds [--proteins 20] [--seed 0] [--output design_bench.json]
+  python -m benchmarks.design_bench --workdir runs/cds [--proteins 20] [--seed 0] [--output design_bench.json]
       [--genbank ../shared/data/GCF_000005845.2_ASM584v2_genomic.gbff.gz]
 
 The workdir is a run of configs/cds.py on that GenBank file (split by whole genes): the proteins are drawn from its
@@ -26,15 +26,16 @@ import argparse
 import gzip
 import json
 import os
-import sys
 import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from dnajax.apps import design
+from dnajax.bio import codons, sequence
+from dnajax.data import features, tokens
+from dnajax.evaluation.engine import Engine
 
-from dnajax import design, evaluate, io, score, tokens  # noqa: E402
+SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
 METHODS = ("natural", "most_frequent", "usage_random", "chisel_match", "dnajax")
 CONSTRAINTS = design.Constraints(gc_min=0.3, gc_max=0.65, gc_window=50, avoid_sites=("BsaI", "BsmBI"),
@@ -59,16 +60,16 @@ def held_out_proteins(workdir: str, genbank: str, n: int, seed: int, min_aa: int
       q = feat.qualifiers
       if feat.type != "CDS" or "pseudo" in q or "transl_except" in q or "ribosomal_slippage" in q:
         continue
-      name = io.cds_name(rec, feat)  # as the corpus names it
+      name = features.cds_name(rec, feat)  # as the corpus names it
       cds = str(feat.extract(rec.seq)).upper()
       if split.get(name) == "train":
-        train_gc.append(design.gc_content(cds))
+        train_gc.append(sequence.gc_content(cds))
       if split.get(name) != "val" or len(feat.location.parts) > 1 or len(cds) % 3:
         continue
       protein = str(Seq(cds).translate(table=CODE))
       if not protein.endswith("*") or "*" in protein[:-1] or not min_aa <= len(protein) - 1 <= max_aa:
         continue
-      if set(protein[:-1]) - design.PROTEIN_LETTERS:
+      if set(protein[:-1]) - codons.PROTEIN_LETTERS:
         continue
       candidates.append((name, "M" + protein[1:-1], cds))  # alternative starts (GTG, TTG) are read as Met
   candidates.sort()
@@ -80,8 +81,8 @@ def baseline_designs(protein: str, usage, rng: np.random.Generator) -> dict[str,
   import dnachisel as dc
 
   out = {"most_frequent": "".join(max(usage[aa], key=usage[aa].get) for aa in protein + "*"),
-         "usage_random": design.sample_cds(protein, usage, rng)}
-  problem = dc.DnaOptimizationProblem(design.sample_cds(protein, usage, rng),
+         "usage_random": codons.sample_cds(protein, usage, rng)}
+  problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, usage, rng),
                                       constraints=design.chisel_specs(protein, CONSTRAINTS, CODE),
                                       objectives=[dc.CodonOptimize(species="e_coli", method="match_codon_usage")],
                                       logger=None)
@@ -101,8 +102,7 @@ def main():
 
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--workdir", required=True, help="a configs/cds.py run on the GenBank file")
-  p.add_argument("--genbank", default=os.path.join(os.path.dirname(ROOT), "shared", "data",
-                                                    "GCF_000005845.2_ASM584v2_genomic.gbff.gz"))
+  p.add_argument("--genbank", default=os.path.join(SHARED_DATA, "GCF_000005845.2_ASM584v2_genomic.gbff.gz"))
   p.add_argument("--proteins", type=int, default=20)
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--rounds", type=int, default=3)
@@ -110,15 +110,14 @@ def main():
   args = p.parse_args()
 
   proteins, gene_gc, n_candidates = held_out_proteins(args.workdir, args.genbank, args.proteins, args.seed)
-  cfg, program, params, step = evaluate.load_run(args.workdir)
-  usage = design.codon_usage("e_coli", CODE)
+  engine = Engine.from_workdir(args.workdir)
+  usage = codons.codon_usage("e_coli", CODE)
   rows = []
   for k, (name, protein, natural) in enumerate(tqdm(proteins, desc="proteins", unit="protein")):
     rng = np.random.default_rng([args.seed, k])
     seqs = {"natural": natural, **baseline_designs(protein, usage, rng)}
     t0 = time.perf_counter()
-    d = design.design_protein(program, params, cfg.data.seq_len, cfg.eval.batch, name, protein, "e_coli", CODE,
-                              CONSTRAINTS, 1, args.seed + k, args.rounds)[0]
+    d = design.design_protein(engine, name, protein, "e_coli", CODE, CONSTRAINTS, 1, args.seed + k, args.rounds)[0]
     seconds = time.perf_counter() - t0
     seqs["dnajax"] = d["sequence"]
     row = {"name": name, "aa": len(protein), "dnajax_seconds": seconds}
@@ -126,8 +125,7 @@ def main():
       if m == "dnajax":
         pll = d["model_pll_per_base"]
       else:
-        pll = float(np.mean(score.position_log_probs(program, params, tokens.encode(s), cfg.data.seq_len,
-                                                     cfg.eval.batch, "codon")))
+        pll = float(np.mean(engine.pseudo_log_likelihood(tokens.encode(s), "codon")))
       desc = design.describe(s, protein, usage, CONSTRAINTS, CODE)
       violations = design.violations(desc, CONSTRAINTS)
       if m == "natural":  # an alternative start codon (GTG, TTG) is read as Met by the cell, not by translate()
@@ -137,7 +135,7 @@ def main():
       row[m] = {"pll_per_base": pll, "identity": identity(s, natural), "cai": desc["cai"],
                 "gc_dev": abs(desc["gc"] - gene_gc), "violations": violations}
     rows.append(row)
-  result = {"workdir": args.workdir, "checkpoint_step": step, "proteins": len(rows), "candidates": n_candidates,
+  result = {"workdir": args.workdir, "checkpoint_step": engine.step, "proteins": len(rows), "candidates": n_candidates,
             "gene_gc": gene_gc, "rows": rows}
   if args.output:
     with open(args.output, "w") as f:

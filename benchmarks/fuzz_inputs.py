@@ -1,7 +1,7 @@
 """Fuzz the input path: N generated files through the readers and `prepare` in-process, a few dozen through the
 `dnajax prepare` CLI, and the peak memory of preparing one very long record. Prints the counts.
 
-  python benchmarks/fuzz_inputs.py [--cases 10000] [--cli 40] [--long-mb 50]
+  python -m benchmarks.fuzz_inputs [--cases 10000] [--cli 40] [--long-mb 50]   (from the repository root)
 """
 
 import argparse
@@ -13,12 +13,9 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+from hypothesis import HealthCheck, given, settings
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-
-from fuzz_strategies import check, files  # noqa: E402
+from benchmarks.fuzz_strategies import check, files
 
 
 def in_process(n: int) -> collections.Counter:
@@ -50,7 +47,7 @@ def through_cli(n: int) -> collections.Counter:
       with open(path, "wb") as f:
         f.write(data)
       r = subprocess.run([sys.executable, "-m", "dnajax.cli", "prepare", "--input", path, "--output",
-                          os.path.join(d, "c"), "--min-len", "8"], capture_output=True, text=True, cwd=ROOT)
+                          os.path.join(d, "c"), "--min-len", "8"], capture_output=True, text=True)
       lines = r.stderr.strip().splitlines()
       if r.returncode == 0 and os.path.isfile(os.path.join(d, "c", "index.json")):
         counts["ok"] += 1
@@ -75,12 +72,11 @@ def long_record(mb: int) -> dict:
     code = ("import resource, sys; from dnajax import cli; rc = cli.main(['prepare', '--input', sys.argv[1], "
             "'--output', sys.argv[2]]); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024); "
             "sys.exit(rc)")
-    base = subprocess.run([sys.executable, "-c", "import resource; from dnajax import cli, corpus, io; "
-                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
-                          capture_output=True, text=True, cwd=ROOT)
+    base = subprocess.run([sys.executable, "-c", "import resource; from dnajax import cli; from dnajax.apps import "
+                           "prepare; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)"],
+                          capture_output=True, text=True)
     t0 = time.time()
-    r = subprocess.run([sys.executable, "-c", code, path, os.path.join(d, "c")], capture_output=True, text=True,
-                       cwd=ROOT)
+    r = subprocess.run([sys.executable, "-c", code, path, os.path.join(d, "c")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     peak = int(r.stdout.strip().splitlines()[-1])
     idle = int(base.stdout.strip())

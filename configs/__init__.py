@@ -1,0 +1,1 @@
+"""The shipped configs (`dnajax train --config NAME`); installed as `dnajax.configs` from the repository's configs/."""

@@ -1,6 +1,6 @@
 """~100M parameters for accelerators: d_model 768, 12 heads, 11 layers, seq_len 1024, bfloat16 activations."""
 
-from configs import default
+from dnajax.configs import default
 
 
 def get_config():

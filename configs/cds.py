@@ -6,7 +6,7 @@ the whole run; held-out genes at mask rate 0.15: masked accuracy 0.4279, loss 1.
 Windows of 384 bases (128 codons), 192 for the first 80% of the steps; whole genes are held out for validation.
 """
 
-from configs import cpu
+from dnajax.configs import cpu
 
 
 def get_config():

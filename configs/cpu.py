@@ -8,7 +8,7 @@ peak learning rate 2e-3 with warm-up and cosine decay; each training window mask
 `dnajax train --config configs/cpu.py --workdir runs/cpu [--data FILE ...]`
 """
 
-from configs import default
+from dnajax.configs import default
 
 
 def get_config():

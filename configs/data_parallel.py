@@ -1,7 +1,7 @@
 """Pure data parallelism: every device holds the whole model; the batch is split over all devices.
 (The `small` model; same as the default mesh, spelled out.)"""
 
-from configs import small
+from dnajax.configs import small
 
 
 def get_config():

@@ -1,7 +1,7 @@
 """Fully sharded data parallelism (ZeRO-3 style): parameters and optimizer state sharded over all devices along
 their `embed` axis, the batch split over the same devices. The `small` model; a config change only."""
 
-from configs import small
+from dnajax.configs import small
 
 
 def get_config():

@@ -1,7 +1,7 @@
 """FSDP plus tensor (Megatron-style) parallelism: attention heads and MLP hidden units split over `tensor`
 devices (2 here), parameters sharded over the remaining `fsdp` devices, the batch over `fsdp`."""
 
-from configs import small
+from dnajax.configs import small
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """~500M parameters for accelerator pods: d_model 1280, 20 heads, 19 layers, FSDP over the hosts' devices."""
 
-from configs import base
+from dnajax.configs import base
 
 
 def get_config():

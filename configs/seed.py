@@ -1,7 +1,7 @@
 """The PyTorch prototype, reproduced: d_model 32, 4 heads, 2 layers, dropout 0.02, Adam lr 1e-3, mask rate 0.3,
 80/20 split, seq_len 128, batch 64, on i.i.d. random DNA - where no model can beat 25% masked accuracy."""
 
-from configs import default
+from dnajax.configs import default
 
 
 def get_config():

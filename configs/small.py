@@ -1,6 +1,6 @@
 """~5M parameters: d_model 256, 8 heads, 6 layers, d_ff 1024, seq_len 512 (the size performance is measured at)."""
 
-from configs import default
+from dnajax.configs import default
 
 
 def get_config():

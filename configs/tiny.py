@@ -1,6 +1,6 @@
 """A seconds-long run for tests: tiny model, short windows, a small synthetic corpus."""
 
-from configs import default
+from dnajax.configs import default
 
 
 def get_config():

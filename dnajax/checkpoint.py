@@ -1,5 +1,8 @@
 """Orbax checkpoints in `workdir/checkpoints`: the train state plus JSON metadata (step, config, data position).
 
+A base module (below data/, model/, training/ and evaluation/): training saves and resumes the whole state, the
+inference engine restores only the parameters, into whatever sharding the local devices give them.
+
 A save is written to a temporary directory and renamed when complete, so a process killed mid-save leaves only an
 uncommitted temporary directory, which orbax ignores: the next start resumes from the last complete step.
 
@@ -11,12 +14,17 @@ from __future__ import annotations
 
 import os
 
+import jax
 import orbax.checkpoint as ocp
 
 from dnajax.errors import UserError
 
 
 class Checkpointer:
+  """An orbax CheckpointManager over `directory` (default WORKDIR/checkpoints; may be gs://...).
+
+  Raises UserError when `create` is False and the directory does not exist."""
+
   def __init__(self, workdir: str, keep: int = 3, async_save: bool = True, create: bool = True,
                directory: str = ""):
     if directory and "://" in directory:
@@ -29,16 +37,20 @@ class Checkpointer:
     self.manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
+    """The newest complete step, or None."""
     return self.manager.latest_step()
 
   def all_steps(self) -> list[int]:
+    """Every complete step on disk, ascending."""
     return list(self.manager.all_steps())
 
   def save(self, step: int, state, meta: dict, force: bool = False) -> bool:
+    """Save the state pytree (arrays) and JSON metadata as `step` (asynchronously when so configured)."""
     return self.manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
                                                            meta=ocp.args.JsonSave(meta)), force=force)
 
   def restore_meta(self, step: int) -> dict:
+    """The JSON metadata (step, config, data position) saved with `step`."""
     return self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
 
   def restore(self, step: int, abstract_state):
@@ -48,12 +60,27 @@ class Checkpointer:
       out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                                meta=ocp.args.JsonRestore()))
     except Exception as e:  # orbax/tensorstore raise many types for unreadable or mismatched data
-      usable = [s for s in self.all_steps() if s != step and self._readable(s)]
-      msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-      raise UserError(f"{os.path.join(self.directory, str(step))}: cannot restore this checkpoint ({msg}); usable "
-                      f"steps: {', '.join(map(str, usable)) or 'none'}; delete the bad step directory (or pass "
-                      "--step) and rerun") from None
+      raise self._unreadable(step, e) from None
     return out["state"], out["meta"]
+
+  def restore_params(self, step: int, abstract_params):
+    """Only the parameters of `step` (the state's "params" subtree), placed as `abstract_params` says: a tree of
+    jax.ShapeDtypeStruct with shardings. The optimizer moments are not read, so a checkpoint of any training mesh
+    restores onto any devices (orbax reshards). Raises UserError as `restore` does."""
+    restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), abstract_params)
+    try:
+      out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+          item={"params": abstract_params}, restore_args={"params": restore_args}, partial_restore=True)))
+    except Exception as e:  # orbax/tensorstore raise many types for unreadable or mismatched data
+      raise self._unreadable(step, e) from None
+    return out["state"]["params"]
+
+  def _unreadable(self, step: int, e: Exception) -> UserError:
+    usable = [s for s in self.all_steps() if s != step and self._readable(s)]
+    msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    return UserError(f"{os.path.join(self.directory, str(step))}: cannot restore this checkpoint ({msg}); usable "
+                     f"steps: {', '.join(map(str, usable)) or 'none'}; delete the bad step directory (or pass "
+                     "--step) and rerun")
 
   def _readable(self, step: int) -> bool:
     try:
@@ -63,6 +90,7 @@ class Checkpointer:
       return False
 
   def resolve_step(self, step: int | None) -> int:
+    """`step` if a complete checkpoint has it, the latest when None; UserError otherwise."""
     steps = self.all_steps()
     if not steps:
       raise UserError(f"{self.directory}: holds no complete checkpoint; train first")
@@ -73,5 +101,6 @@ class Checkpointer:
     return step
 
   def close(self) -> None:
+    """Wait for pending asynchronous saves, then release the manager."""
     self.manager.wait_until_finished()
     self.manager.close()

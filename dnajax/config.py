@@ -9,33 +9,43 @@ import importlib
 import importlib.util
 import json
 import os
-import sys
+import pkgutil
 from collections.abc import Sequence
 
 import ml_collections
 
 from dnajax.errors import UserError
 
-_REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the source checkout, when installed -e
+
+
+def shipped() -> list[str]:
+  """Names of the configs shipped with dnajax (`--config NAME`)."""
+  from dnajax import configs
+
+  return sorted(m.name for m in pkgutil.iter_modules(configs.__path__))
 
 
 def _module_for(spec: str):
-  """A config module from a path (configs/tiny.py) or a bare name (tiny)."""
-  path = spec if spec.endswith(".py") else os.path.join(_REPO_CONFIGS, f"{spec}.py")
-  if not os.path.isfile(path) and spec.endswith(".py") and not os.path.isabs(spec):
-    # `configs/x.py` also resolves against the dnajax checkout, so it works from any directory.
-    in_repo = os.path.join(os.path.dirname(_REPO_CONFIGS), spec)
-    path = in_repo if os.path.isfile(in_repo) else path
+  """A config module from a name (tiny: the shipped `dnajax.configs.tiny`) or a file (configs/tiny.py, my.py).
+
+  A relative path that does not exist here is also looked for in the dnajax checkout, and `configs/NAME.py` falls
+  back to the shipped config NAME, so `--config configs/cpu.py` works from any directory."""
+  if not spec.endswith(".py"):
+    if spec in shipped():
+      return importlib.import_module(f"dnajax.configs.{spec}")
+    raise UserError(f"config {spec}: no such shipped config ({', '.join(shipped())}) or file; pass a name or a "
+                    "path like configs/default.py")
+  path = spec
+  if not os.path.isfile(path) and not os.path.isabs(spec):
+    in_checkout = os.path.join(_CHECKOUT, spec)
+    name = os.path.splitext(os.path.basename(spec))[0]
+    if os.path.isfile(in_checkout):
+      path = in_checkout
+    elif os.path.dirname(spec) == "configs" and name in shipped():
+      return importlib.import_module(f"dnajax.configs.{name}")
   if not os.path.isfile(path):
-    if not spec.endswith(".py"):
-      try:
-        return importlib.import_module(f"configs.{spec}")
-      except ImportError:
-        pass
-    raise UserError(f"config {spec}: no such file; pass a path like configs/default.py")
-  parent = os.path.dirname(os.path.dirname(os.path.abspath(path)))
-  if parent not in sys.path:
-    sys.path.insert(0, parent)  # so `from configs import default` works in variants
+    raise UserError(f"config {spec}: no such file; pass a path like configs/default.py or a name such as default")
   name = f"_dnajax_config_{os.path.splitext(os.path.basename(path))[0]}"
   mspec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(mspec)
@@ -69,6 +79,8 @@ def _parse_value(key: str, text: str, current):
 
 
 def apply_override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
+  """Set `key` (dotted) to `text` parsed as the type of its current value; UserError for an unknown key or a
+  value of the wrong type."""
   node, parts = cfg, key.split(".")
   for i, p in enumerate(parts[:-1]):
     if p not in node or not isinstance(node[p], ml_collections.ConfigDict):
@@ -82,6 +94,7 @@ def apply_override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
 
 
 def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections.ConfigDict:
+  """The locked config of `spec` (a shipped name or a file) with `overrides` [(dotted key, text)] applied."""
   cfg = _module_for(spec).get_config()
   cfg.lock()
   for key, value in overrides:
@@ -113,4 +126,5 @@ def from_json(text: str) -> ml_collections.ConfigDict:
 
 
 def to_json(cfg: ml_collections.ConfigDict) -> str:
+  """The config as JSON (sorted keys), as saved in WORKDIR/config.json."""
   return json.dumps(cfg.to_dict(), indent=1, sort_keys=True)

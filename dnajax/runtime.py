@@ -15,6 +15,7 @@ _DETECTED_BY_JAX = ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID")
 
 
 def setup_logging(verbose: bool = False) -> None:
+  """INFO (or DEBUG) logging as 'HH:MM:SS dnajax: message'; JAX, orbax and absl quietened to warnings."""
   logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                       datefmt="%H:%M:%S")
   for noisy in ("absl", "orbax", "jax._src", "etils"):
@@ -52,6 +53,7 @@ def quiet_unless_main() -> None:
 
 
 def describe(mesh=None) -> str:
+  """The start-up line: process index and count, device counts and kinds, backend, mesh shape."""
   devs = jax.devices()
   kinds = sorted({d.device_kind for d in devs})
   mesh_s = f", mesh {dict(mesh.shape)}" if mesh is not None else ""
@@ -60,4 +62,5 @@ def describe(mesh=None) -> str:
 
 
 def is_main() -> bool:
+  """True on process 0 (the one that writes logs, metrics and outputs)."""
   return jax.process_index() == 0

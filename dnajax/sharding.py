@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from dnajax.errors import UserError
 
@@ -76,6 +77,7 @@ def make_mesh(mesh_cfg, devices=None) -> Mesh:
 
 
 def axis_size(mesh: Mesh, axes) -> int:
+  """Number of devices along mesh axes (one name, several, or None for 1)."""
   if not axes:
     return 1
   axes = (axes,) if isinstance(axes, str) else tuple(axes)
@@ -105,6 +107,8 @@ def logical_to_mesh(spec: P, shape: tuple[int, ...], mesh: Mesh, rules: Mapping[
 
 
 def tree_shardings(logical_specs, abstract_tree, mesh: Mesh, rules: Mapping[str, object]):
+  """NamedShardings for a parameter tree from its logical PartitionSpecs; UserError for a dimension its mesh
+  axes do not divide."""
   def one(path, spec, x):
     return logical_to_mesh(spec, x.shape, mesh, rules, where="parameter " + jax.tree_util.keystr(path))
   return jax.tree_util.tree_map_with_path(one, logical_specs, abstract_tree, is_leaf=lambda x: isinstance(x, P))
@@ -138,10 +142,12 @@ def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+  """A sharding that places a full copy on every device of `mesh`."""
   return NamedSharding(mesh, P())
 
 
 def batch_sharding(mesh: Mesh, ndim: int = 2, rules: Mapping[str, object] = DEFAULT_RULES) -> NamedSharding:
+  """Rows split over the batch axes (`rules['batch']`, default data x fsdp), the other `ndim - 1` axes whole."""
   return NamedSharding(mesh, P(rules.get("batch"), *([None] * (ndim - 1))))
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run one dnajax verb as N local processes joined by jax.distributed on 127.0.0.1 (CPU devices).
 #
-# Needs: dnajax installed (make install); free TCP port (default 12355).
+# Needs: dnajax ($DNAJAX, else ./.venv/bin/dnajax, else dnajax on PATH); a free TCP port (default 12355).
 # Usage:  launch/local_multiprocess.sh N [--devices-per-process K] [--port P] VERB ARGS...
 # e.g.    launch/local_multiprocess.sh 2 --devices-per-process 4 train --config configs/tiny.py --workdir runs/mp
 # Every process runs the same command; process 0 writes logs and metrics; checkpoints are saved by all together.
@@ -18,7 +18,12 @@ while [ $# -gt 0 ]; do
 done
 verb=$1; shift
 here=$(cd "$(dirname "$0")/.." && pwd)
-dnajax=${DNAJAX:-$here/.venv/bin/dnajax}
+# The dnajax to run: $DNAJAX, else the checkout's .venv, else dnajax on PATH.
+if [ -n "${DNAJAX:-}" ]; then dnajax=$DNAJAX
+elif [ -x "$here/.venv/bin/dnajax" ]; then dnajax=$here/.venv/bin/dnajax
+elif command -v dnajax >/dev/null 2>&1; then dnajax=$(command -v dnajax)
+else echo "local_multiprocess.sh: no dnajax found; set DNAJAX, run make install, or put dnajax on PATH" >&2; exit 2
+fi
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' INT TERM
 for ((i = 0; i < n; i++)); do

@@ -1,13 +1,11 @@
 """Shared fixtures. Tests never reach the internet; ../shared/data is optional (tests using it skip cleanly)."""
 
 import os
-import sys
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
-sys.path.insert(0, ROOT)
 
 
 def shared_file(name: str) -> str:
@@ -26,9 +24,10 @@ def write(path, text, mode="w"):
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
   """A tiny model trained once on the structured synthetic data: (workdir, final metrics)."""
-  from dnajax import config, train
+  from dnajax import config
+  from dnajax.training import loop
 
   workdir = str(tmp_path_factory.mktemp("tiny_run"))
   cfg = config.load("configs/tiny.py", [("train.steps", "60"), ("train.eval_every", "60"), ("ckpt.every", "30")])
-  final = train.train_and_evaluate(cfg, workdir, show_progress=False)
+  final = loop.train_and_evaluate(cfg, workdir, show_progress=False)
   return workdir, final

@@ -7,28 +7,28 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from dnajax import cli, config, train  # noqa: E402
+from dnajax import cli, config
+from dnajax.training import loop
 
 
 def losses(workdir):
-  return [x["loss"] for x in map(json.loads, open(os.path.join(workdir, "metrics.jsonl"))) if x["split"] == "train"]
+  records = map(json.loads, open(os.path.join(workdir, "metrics.jsonl")))
+  return [x["train/mlm_cross_entropy"] for x in records if x["split"] == "train"]
 
 
 def main():
   spec = json.loads(sys.argv[1])
   out = {}
-  for name, run in spec.get("train", {}).items():
+  for name, run in spec.get("train", {}).items():  # trained first: "cli" may evaluate these runs
     for leg in run["legs"]:  # each leg: overrides and an optional stop_at, in the same workdir
       cfg = config.load("configs/tiny.py", [tuple(kv) for kv in run["common"] + leg["overrides"]])
-      train.train_and_evaluate(cfg, run["workdir"], show_progress=False, stop_at=leg.get("stop_at"))
+      loop.train_and_evaluate(cfg, run["workdir"], show_progress=False, stop_at=leg.get("stop_at"))
     out[name] = losses(run["workdir"])
   for name, argv in spec.get("cli", {}).items():
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    err, std = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):
       code = cli.main(argv)
-    out[name] = {"code": code, "stderr": err.getvalue()}
+    out[name] = {"code": code, "stderr": err.getvalue(), "stdout": std.getvalue()}
   print("RESULT " + json.dumps(out))
 
 

@@ -44,3 +44,17 @@ def test_older_saved_configs_gain_new_keys():
   del saved["mesh"]["rules"], saved["model"]["remat"]
   c = config.from_json(json.dumps(saved))
   assert c.mesh.rules.embed == "fsdp" and c.model.remat == "none" and c.model.d_model == 32
+
+
+def test_shipped_configs_by_name_from_any_directory(tmp_path, monkeypatch):
+  """configs/ installs as dnajax.configs: `--config cpu` and `--config configs/cpu.py` work anywhere, and the
+  distribution claims no top-level `configs` package."""
+  import importlib.metadata
+
+  monkeypatch.chdir(tmp_path)
+  assert {"default", "tiny", "cpu", "cds", "small"} <= set(config.shipped())
+  assert config.load("cpu").to_dict() == config.load("configs/cpu.py").to_dict()
+  top = importlib.metadata.distribution("dnajax").read_text("top_level.txt").split()
+  assert top == ["dnajax"]
+  with pytest.raises(UserError, match="no such shipped config"):
+    config.load("nope")

@@ -8,10 +8,16 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT
-from dnajax import config, corpus as corpus_lib, data, sharding, train
+
+from dnajax import cli, config, sharding
+from dnajax.data import corpus as corpus_lib
+from dnajax.data import sampler as sampler_lib
+from dnajax.data import sources, windows
 from dnajax.errors import UserError
+from dnajax.evaluation.engine import Engine
+from dnajax.training import loop
+from dnajax.training.program import TrainProgram
 
 COMMON = [["train.steps", "5"], ["train.log_every", "1"], ["train.eval_every", "5"], ["ckpt.every", "5"]]
 MESHES = {"dp8": (8, 1, 1), "dp2_fsdp2_tp2": (2, 2, 2)}
@@ -49,26 +55,27 @@ def test_rules_from_config():
 
 def test_no_recompilation_after_the_first_step(tmp_path):
   cfg = config.load("configs/tiny.py")
-  program = train.Program(cfg)
-  c = corpus_lib.prepare(data.synthetic_records("structured", 20_000, 2_000, 0), str(tmp_path / "c"),
+  program = TrainProgram(cfg)
+  c = corpus_lib.prepare(sources.synthetic_records("structured", 20_000, 2_000, 0), str(tmp_path / "c"),
                          corpus_lib.SplitSettings())
-  sampler = corpus_lib.WindowSampler(c, cfg.data.seq_len, 0.15, seed=0)
+  sampler = sampler_lib.WindowSampler(c, cfg.data.seq_len, 0.15, seed=0)
   state = program.init()
   for step in range(4):
     state, _ = program.train_step(state, program.to_global(sampler.rows(step, range(cfg.train.global_batch))))
   assert program.train_step._cache_size() == 1
-  w = corpus_lib.split_windows(c, "val", cfg.data.seq_len, 40)
-  inputs, targets, weights = corpus_lib.eval_masks(w.ids, 0.15, 0)
+  w = windows.split_windows(c, "val", cfg.data.seq_len, 40)
+  inputs, _, _ = windows.eval_masks(w.ids, 0.15, 0)
+  engine = Engine(cfg, state["params"], program.mesh, program.rules)
   for _ in range(2):
-    program.evaluate(state["params"], inputs, targets, weights, w.soft.astype(np.int32), cfg.eval.batch)
-  assert program.eval_step._cache_size() == 1
+    engine.bind(state["params"]).log_probs(inputs)
+  assert engine._log_probs._cache_size() == 1
 
 
-def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path):
+def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
   one = str(tmp_path / "one")
   cfg = config.load("configs/tiny.py", [tuple(x) for x in COMMON])
-  train.train_and_evaluate(cfg, one, show_progress=False)
-  reference = [x["loss"] for x in map(json.loads, open(os.path.join(one, "metrics.jsonl")))
+  loop.train_and_evaluate(cfg, one, show_progress=False)
+  reference = [x["train/mlm_cross_entropy"] for x in map(json.loads, open(os.path.join(one, "metrics.jsonl")))
                if x["split"] == "train"]
   spec = {"train": {name: {"workdir": str(tmp_path / name), "common": COMMON,
                            "legs": [{"overrides": _mesh_overrides(shape)}]} for name, shape in MESHES.items()}}
@@ -76,10 +83,26 @@ def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path):
   spec["train"]["resharded"] = {"workdir": str(tmp_path / "resharded"), "common": COMMON,
                                 "legs": [{"overrides": _mesh_overrides((8, 1, 1)), "stop_at": 3},
                                          {"overrides": _mesh_overrides((2, 2, 2))}]}
+  # The (2,2,2) checkpoint evaluated through the CLI on the 8 devices there and on the 1 device here.
+  fa = str(tmp_path / "x.fa")
+  seq = "".join(np.random.default_rng(4).choice(list("ACGT"), 1500))
+  with open(fa, "w") as f:
+    f.write(f">a\n{seq}\n>b\n{seq[:211]}\n")
+  evaluate = ["evaluate", "--workdir", str(tmp_path / "dp2_fsdp2_tp2"), "--input", fa, "--json"]
+  spec["cli"] = {"eight": evaluate}
   out = _run_8(spec)
   assert len(reference) == 5
   for name in list(MESHES) + ["resharded"]:
     np.testing.assert_allclose(out[name], reference, rtol=1e-5, err_msg=name)
+  assert out["eight"]["code"] == 0, out["eight"]["stderr"]
+  eight = json.loads(out["eight"]["stdout"])
+  capsys.readouterr()
+  assert cli.main(evaluate) == 0
+  one = json.loads(capsys.readouterr().out)
+  assert (eight["devices"], one["devices"]) == (8, 1) and eight["num_masked"] == one["num_masked"]
+  for key in ("masked_accuracy", "loss"):
+    np.testing.assert_allclose(one[key], eight[key], rtol=1e-5)
+  assert one["reverse_complement"]["agreement"] == pytest.approx(eight["reverse_complement"]["agreement"], rel=1e-5)
 
 
 def test_bad_mesh_configs_fail_before_compiling(tmp_path):
@@ -129,5 +152,6 @@ def test_two_processes_match_one_and_resume(tmp_path):
                        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
   assert "resumed from checkpoint step 3" in r.stderr
-  losses = [x["loss"] for x in map(json.loads, open(os.path.join(w, "metrics.jsonl"))) if x["split"] == "train"]
+  records = map(json.loads, open(os.path.join(w, "metrics.jsonl")))
+  losses = [x["train/mlm_cross_entropy"] for x in records if x["split"] == "train"]
   np.testing.assert_allclose(losses, eight, rtol=1e-5)

@@ -1,0 +1,52 @@
+"""`dnajax baseline`: the k-mer context model and the base composition of training data, alone, on any files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from dnajax.data import corpus as corpus_lib
+from dnajax.data import readers, windows
+from dnajax.errors import UserError
+from dnajax.evaluation import baselines, render
+
+
+def add_arguments(p) -> None:
+  p.add_argument("--data", nargs="+", required=True, help="training data: FASTA/GenBank files or a prepared corpus")
+  p.add_argument("--input", nargs="+", required=True, help="files to evaluate on")
+  p.add_argument("--mask-rate", type=float, default=0.15)
+  p.add_argument("--seed", type=int, default=1234)
+  p.add_argument("--seq-len", type=int, default=128, help="evaluation window length")
+  p.add_argument("--format", choices=("fasta", "genbank"))
+  p.add_argument("--json", action="store_true")
+
+
+def run(data: list[str], inputs: list[str], mask_rate: float, seed: int, seq_len: int, fmt: str | None) -> dict:
+  """Fit on the training split of `data` (files or a prepared corpus), evaluate on `inputs` with seeded masks:
+  {baselines: {uniform, majority_base_of_training_data, kmer_of_training_data}, num_masked, mask_rate, seed,
+  inputs}. Raises UserError for bad files or a mask rate outside (0, 1)."""
+  if not 0.0 < mask_rate < 1.0:
+    raise UserError(f"--mask-rate {mask_rate}: must be between 0 and 1")
+  records = readers.read_files(inputs, fmt)
+  w = windows.tile([r.ids for r in records], [r.soft_masked for r in records], seq_len)
+  x, t, wt = windows.eval_masks(w.ids, mask_rate, seed)
+  with tempfile.TemporaryDirectory() as tmp:
+    if len(data) == 1 and os.path.isfile(os.path.join(data[0], "index.json")):
+      corpus = corpus_lib.Corpus(data[0])
+    else:
+      files = readers.expand_inputs(data)
+      corpus = corpus_lib.prepare(readers.read_files(files, fmt), os.path.join(tmp, "corpus"),
+                                  corpus_lib.SplitSettings(), sources=files)
+    fitted = baselines.TrainingBaselines(corpus, mask_rate, seq_len, seed)
+  return {"baselines": fitted.evaluate(x, t, wt), "num_masked": int(wt.sum()), "mask_rate": mask_rate, "seed": seed,
+          "inputs": list(inputs)}
+
+
+def main(args, overrides) -> int:
+  r = run(args.data, args.input, args.mask_rate, args.seed, args.seq_len, args.format)
+  if args.json:
+    print(render.to_json(r))
+  else:
+    print(f"{r['num_masked']} masked bases (mask rate {r['mask_rate']}, seed {r['seed']})")
+    print("\n".join(render.reference_text(r)))
+  return 0

@@ -1,0 +1,205 @@
+"""`dnajax bench`: training throughput, MFU, compile time, memory and input-pipeline rate for a config.
+
+A benchmark program, not a test: it prints a table and writes JSON. The measurement runs in its own subprocess
+(`python -m dnajax.apps.bench CONFIG OVERRIDES STEPS WINDOWS`), so its peak RSS is its own. It trains on dnajax's
+NumPy window sampler and 80/10/10 masking over an i.i.d. corpus. The comparison with a PyTorch reference of the same
+model runs from a source checkout: `python -m benchmarks.compare_torch` (it reuses this module's measurement).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+
+from dnajax import config as config_lib
+from dnajax.data import corpus as corpus_lib
+from dnajax.data import sampler as sampler_lib
+from dnajax.data import sources, writers
+from dnajax.errors import UserError
+from dnajax.evaluation import render
+from dnajax.model import encoder
+from dnajax.training import aot
+from dnajax.training.program import TrainProgram
+
+CONFIG_OVERRIDES = True
+
+# Dense bf16 peak FLOP/s (no sparsity) per chip, from the vendors' data sheets.
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v4": 275e12, "TPU v5 lite": 197e12,
+              "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
+
+
+def chip_peak(device_kind: str) -> float | None:
+  """The data-sheet dense bf16 FLOP/s of an accelerator kind, or None (CPU and unknown chips)."""
+  for name, flops in PEAK_FLOPS.items():
+    if name.lower() in device_kind.lower():
+      return flops
+  return None
+
+
+def peak_rss_gib() -> float:
+  """Peak resident memory of this process, GiB."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+
+
+def make_corpus(seq_len: int, directory: str):
+  """A throwaway i.i.d. corpus large enough for windows of `seq_len` (both frameworks train on it)."""
+  records = sources.synthetic_records("iid", max(400_000, 64 * seq_len), 20_000, seed=0)
+  return corpus_lib.prepare(records, os.path.join(directory, "corpus"), corpus_lib.SplitSettings(val_fraction=0.0))
+
+
+def input_pipeline_rate(sampler, global_batch: int, seq_len: int, steps: int = 20) -> float:
+  """Tokens/s the NumPy loader + masking deliver on one core (this thread)."""
+  t0 = time.perf_counter()
+  for step in range(steps):
+    sampler.rows(step, range(global_batch))
+  return steps * global_batch * seq_len / (time.perf_counter() - t0)
+
+
+def summarise_windows(window_seconds: list[float], steps_per_window: int, tokens_per_step: int) -> dict:
+  """Median, min and max tokens/s over timed windows, and steps/s."""
+  rates = [steps_per_window * tokens_per_step / t for t in window_seconds]
+  return {"tokens_per_second": statistics.median(rates), "tokens_per_second_min": min(rates),
+          "tokens_per_second_max": max(rates), "steps_per_second": statistics.median(rates) / tokens_per_step}
+
+
+# ----------------------------------------------------------------------------------------------- JAX worker
+def cpu_matmul_peak(n: int = 2048, reps: int = 10) -> float:
+  """Measured FLOP/s of a large float32 matmul: the CPU 'peak' MFU is reported against (labelled as such)."""
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  t0 = time.perf_counter()
+  for _ in range(reps):
+    out = f(a)
+  out.block_until_ready()
+  return reps * 2 * n**3 / (time.perf_counter() - t0)
+
+
+def run_jax(cfg, steps: int, windows: int) -> dict:
+  """The measurement itself (in the worker process): median tokens/s of `windows` windows of `steps` steps."""
+  program = TrainProgram(cfg)
+  B, L = cfg.train.global_batch, cfg.data.seq_len
+  with tempfile.TemporaryDirectory() as tmp:
+    sampler = sampler_lib.WindowSampler(make_corpus(L, tmp), L, cfg.data.mask_rate, seed=0)
+    batches = [program.to_global(sampler.rows(s, range(B))) for s in range(4)]
+    pipeline = input_pipeline_rate(sampler, B, L)
+  state = program.init()
+  t0 = time.perf_counter()
+  compiled = program.train_step.lower(state, batches[0]).compile()
+  compile_s = time.perf_counter() - t0
+  for i in range(2):  # warm-up
+    state, m = compiled(state, batches[i % 4])
+  jax.block_until_ready(m)
+  times = []
+  for _ in range(windows):
+    t0 = time.perf_counter()
+    for i in range(steps):
+      state, m = compiled(state, batches[i % 4])
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t0)
+  n_params = encoder.count_params(state["params"])
+  out = summarise_windows(times, steps, B * L)
+  flops_per_step = aot.model_flops_per_step(program.mcfg, n_params, B, L)
+  dev = jax.devices()[0]
+  n_dev = jax.device_count()
+  achieved = flops_per_step * out["steps_per_second"]
+  peak = chip_peak(dev.device_kind)
+  peak_label = f"{dev.device_kind} data-sheet bf16 dense peak x {n_dev}"
+  if dev.platform == "cpu":
+    peak, peak_label = cpu_matmul_peak(), "measured float32 2048x2048 matmul on this CPU"
+  elif peak is not None:
+    peak *= n_dev
+  stats = dev.memory_stats() or {}
+  out.update(framework="jax", device_kind=dev.device_kind, device_count=n_dev, parameters=n_params,
+             compile_seconds=compile_s, flops_per_token=flops_per_step / (B * L), achieved_flops=achieved,
+             peak_flops=peak, peak_flops_source=peak_label, mfu=(achieved / peak) if peak else None,
+             peak_host_rss_gib=peak_rss_gib(), input_pipeline_tokens_per_second=pipeline,
+             input_pipeline_ratio=pipeline / out["tokens_per_second"])
+  if "peak_bytes_in_use" in stats:
+    out["device_peak_memory_gib"] = stats["peak_bytes_in_use"] / 2**30
+  return out
+
+
+# ------------------------------------------------------------------------------------------------- Driver
+def worker(module: str, config_spec: str, overrides: list, steps: int, windows: int) -> dict:
+  """Run `python -m MODULE CONFIG OVERRIDES STEPS WINDOWS` and return the JSON it prints last; UserError (naming
+  the worker's last line) when it fails."""
+  cmd = [sys.executable, "-m", module, config_spec, json.dumps(overrides), str(steps), str(windows)]
+  r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+  if r.returncode != 0:
+    last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+    raise UserError(f"bench: the worker {module} failed ({last})")
+  return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def bench(config_spec: str, overrides: list, steps: int = 10, windows: int = 5, output: str | None = None) -> dict:
+  """{config, overrides, command, machine, processor, cpu_count, model, seq_len, global_batch, steps_per_window,
+  windows, jax: the measurement, input_pipeline_ratio}; written to `output` as JSON when given."""
+  if steps < 1 or windows < 1:
+    raise UserError("--steps and --windows must be at least 1")
+  cfg = config_lib.load(config_spec, overrides)  # validate before spawning workers
+  result = {"config": config_spec, "overrides": [f"--config.{k}={v}" for k, v in overrides],
+            "command": " ".join(["dnajax"] + sys.argv[1:]), "machine": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "model": {k: cfg.model[k] for k in ("d_model", "num_heads", "num_layers", "d_ff", "attention", "dtype")},
+            "seq_len": cfg.data.seq_len, "global_batch": cfg.train.global_batch, "steps_per_window": steps,
+            "windows": windows}
+  result["jax"] = worker("dnajax.apps.bench", config_spec, overrides, steps, windows)
+  result["input_pipeline_ratio"] = result["jax"]["input_pipeline_ratio"]
+  if output:
+    writers.atomic_write_text(output, render.to_json(result) + "\n")
+  return result
+
+
+def format_table(r: dict) -> str:
+  """The measurement (and a PyTorch reference's, when `r` has one) as a text table."""
+  rows = [("framework", "tokens/s (median)", "min..max", "steps/s", "compile s", "MFU", "peak RSS GiB")]
+  for fw in ("jax", "torch"):
+    if fw not in r:
+      continue
+    x = r[fw]
+    mfu = f"{100 * x['mfu']:.1f}%" if x.get("mfu") is not None else "-"
+    rows.append((("dnajax (JAX)" if fw == "jax" else f"PyTorch {x['torch_version']}"),
+                 f"{x['tokens_per_second']:,.0f}",
+                 f"{x['tokens_per_second_min']:,.0f}..{x['tokens_per_second_max']:,.0f}",
+                 f"{x['steps_per_second']:.2f}", f"{x['compile_seconds']:.1f}" if "compile_seconds" in x else "-",
+                 mfu, f"{x['peak_host_rss_gib']:.2f}"))
+  widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
+  j = r["jax"]
+  lines.append(f"config {r['config']} {' '.join(r['overrides'])}: {j['parameters']:,} parameters, seq {r['seq_len']}, "
+               f"batch {r['global_batch']}, {j['device_count']} x {j['device_kind']}")
+  lines.append(f"model FLOPs/token {j['flops_per_token']:,.0f}; achieved {j['achieved_flops'] / 1e9:.1f} GFLOP/s; "
+               f"peak {(j['peak_flops'] or 0) / 1e9:.1f} GFLOP/s ({j['peak_flops_source']})")
+  lines.append(f"input pipeline (one core): {j['input_pipeline_tokens_per_second']:,.0f} tokens/s = "
+               f"{r['input_pipeline_ratio']:.1f}x the step's consumption")
+  if "ratio_vs_torch" in r:
+    lines.append(f"dnajax / PyTorch: tokens/s {r['ratio_vs_torch']:.2f}x, peak RSS {r['rss_ratio_vs_torch']:.2f}x")
+  return "\n".join(lines)
+
+
+def add_arguments(p) -> None:
+  p.add_argument("--config", default="small", help="a shipped config name or a config file (default: small)")
+  p.add_argument("--steps", type=int, default=10, help="steps per timed window")
+  p.add_argument("--windows", type=int, default=5, help="timed windows (the median is reported)")
+  p.add_argument("--output", help="write the results as JSON here")
+
+
+def main(args, overrides) -> int:
+  print(format_table(bench(args.config, overrides, args.steps, args.windows, args.output)))
+  return 0
+
+
+if __name__ == "__main__":  # worker entry point: python -m dnajax.apps.bench CONFIG OVERRIDES STEPS WINDOWS
+  _spec, _ov, _steps, _windows = sys.argv[1:5]
+  print(json.dumps(run_jax(config_lib.load(_spec, [tuple(x) for x in json.loads(_ov)]), int(_steps), int(_windows))))

@@ -1,0 +1,294 @@
+"""`dnajax design`: coding sequences for a protein, scored by a trained model, under manufacturability constraints.
+
+1. Constraints are DNA Chisel specifications (translation, windowed GC, restriction sites via Bio.Restriction names,
+   homopolymers, repeated k-mers on either strand, optionally consensus splice sites on the coding strand). A
+   usage-weighted random coding sequence is made feasible by DNA Chisel's solver; if no sequence can satisfy them the
+   protein is reported infeasible with the violated constraint.
+2. Search: synonymous codon changes only. In each pass every `stride`-th codon is masked at once (only the bases
+   where its synonyms differ, so the amino acid stays visible) and the model's probabilities there score all
+   synonymous codons (a batched estimate: one forward pass per window scores many codons); the best codon is taken
+   if every constraint still holds. Passes repeat until nothing changes or `rounds` is reached.
+3. The final report uses the exact pseudo-log-likelihood, each codon masked in turn (its three bases together: the
+   unit the search changes, at a third of the forward passes of masking each base; `pll_unit="base"` for that),
+   CAI against the organism's codon usage (Biopython's CodonAdaptationIndex), GC, homopolymers, repeats and
+   restriction sites, all re-checked after the design.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from dnajax.bio import codons, sequence
+from dnajax.data import tokens, writers
+from dnajax.errors import UserError
+from dnajax.evaluation.engine import SCORING_UNITS, Engine
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraints:
+  """Synthesis constraints of a design (DNA Chisel specifications, re-checked by dnajax after the search)."""
+
+  gc_min: float = 0.0
+  gc_max: float = 1.0
+  gc_window: int = 50
+  avoid_sites: tuple[str, ...] = ()
+  max_homopolymer: int = 0  # 0: no limit; 6 allows runs of at most 6
+  avoid_repeats: int = 0  # k: no k-mer twice on either strand; 0: off
+  avoid_splice_sites: bool = False  # consensus splice donors/acceptors on the coding strand (eukaryotic hosts)
+
+
+def check_protein(name: str, protein: str) -> str:
+  """The protein in upper case without a trailing '*'; UserError for an empty one or non-amino-acid letters."""
+  p = protein.strip().upper().rstrip("*")
+  bad = sorted(set(p) - codons.PROTEIN_LETTERS)
+  if not p or bad:
+    raise UserError(f"protein {name}: {'empty' if not p else 'letters ' + ''.join(bad) + ' are not amino acids'}; "
+                    "give the 20 standard one-letter codes (a trailing * is allowed)")
+  return p
+
+
+def chisel_specs(protein: str, c: Constraints, code: int) -> list:
+  """The DNA Chisel constraint specifications of `c` for a coding sequence of `protein` (stop codon included)."""
+  import dnachisel as dc
+  from Bio.Data import CodonTable
+
+  table_name = CodonTable.unambiguous_dna_by_id[code].names[0]  # DNA Chisel takes Biopython's table names
+  specs = [dc.EnforceTranslation(genetic_table=table_name, translation=protein + "*")]
+  if c.gc_min > 0 or c.gc_max < 1:
+    specs.append(dc.EnforceGCContent(mini=c.gc_min, maxi=c.gc_max, window=c.gc_window))
+  for site in c.avoid_sites:
+    specs.append(dc.AvoidPattern(f"{site}_site"))
+  if c.max_homopolymer:
+    specs += [dc.AvoidPattern(f"{c.max_homopolymer + 1}x{b}") for b in "ACGT"]
+  if c.avoid_repeats:
+    specs.append(dc.UniquifyAllKmers(c.avoid_repeats, include_reverse_complement=True))
+  if c.avoid_splice_sites:
+    specs += [dc.AvoidPattern(p, strand=1) for p in sequence.SPLICE_PATTERNS.values()]
+  return specs
+
+
+def feasible_start(protein: str, usage, c: Constraints, code: int, rng: np.random.Generator):
+  """A DnaOptimizationProblem holding a sequence that meets every constraint, or UserError naming the violated
+  one."""
+  import dnachisel as dc
+
+  problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, usage, rng),
+                                      constraints=chisel_specs(protein, c, code), logger=None)
+  try:
+    problem.resolve_constraints()
+  except dc.NoSolutionError as e:
+    failing = [str(r.specification) for r in problem.constraints_evaluations() if not r.passes]
+    what = "; ".join(failing) or str(e).splitlines()[0]
+    raise Infeasible(f"no sequence satisfies the constraints ({what})") from None
+  return problem
+
+
+class Infeasible(UserError):
+  """No coding sequence of the protein meets the constraints."""
+
+
+def codon_scores(engine: Engine, seq: str, codon_ids, usage, protein: str) -> dict[int, dict[str, float]]:
+  """Mask the codons `codon_ids` together (one batched pass over windows covering the sequence) and score each
+  synonymous codon by the summed log-probabilities of its bases at the positions where the synonyms differ. The
+  positions they share stay visible, so the model knows the amino acid: for most amino acids this is exactly
+  log p(third base | first two, context), the choice the search makes."""
+  ids = tokens.encode(seq).copy()
+  varying = {j: codons.varying_positions(usage[(protein + "*")[j]]) for j in codon_ids}
+  for j in codon_ids:
+    ids[[3 * j + k for k in varying[j]]] = tokens.MASK
+  logp = engine.sequence_log_probs([ids])[0]
+  out = {}
+  for j in codon_ids:
+    aa = (protein + "*")[j]
+    out[j] = {c: float(sum(logp[3 * j + k, "ACGT".index(c[k])] for k in varying[j])) for c in usage[aa]}
+  return out
+
+
+def improve(engine: Engine, problem, protein: str, usage, rounds: int = 3, stride: int = 8) -> int:
+  """Synonymous codon changes that raise the model's estimate, keeping every constraint; returns how many."""
+  n_codons = len(protein) + 1
+  changes = 0
+  for _ in range(rounds):
+    changed = 0
+    for offset in range(stride):
+      js = [j for j in range(offset, n_codons, stride) if len(usage[(protein + "*")[j]]) > 1]
+      if not js:
+        continue
+      scores = codon_scores(engine, problem.sequence, js, usage, protein)
+      for j, by_codon in scores.items():
+        current = problem.sequence[3 * j:3 * j + 3]
+        best = max(by_codon, key=by_codon.get)
+        if by_codon[best] <= by_codon.get(current, -math.inf):  # includes best == current
+          continue
+        before = problem.sequence
+        problem.sequence = before[:3 * j] + best + before[3 * j + 3:]
+        if problem.all_constraints_pass():
+          changed += 1
+        else:
+          problem.sequence = before
+    changes += changed
+    if not changed:
+      break
+  return changes
+
+
+# ----------------------------------------------------------------------------------------------- Reporting
+def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
+  """The design's report: translation check, CAI, GC (overall and window extremes), homopolymer, repeated k-mers,
+  restriction and splice sites, all measured on the final sequence."""
+  from Bio.Seq import Seq
+
+  lo, hi = sequence.gc_windows(seq, c.gc_window)
+  return {"translation_ok": str(Seq(seq).translate(table=code)) == protein + "*",
+          "cai": codons.cai(seq, usage), "gc": sequence.gc_content(seq), "gc_window_min": lo,
+          "gc_window_max": hi, "longest_homopolymer": sequence.longest_homopolymer(seq),
+          "repeated_kmers": sequence.repeated_kmers(seq, c.avoid_repeats or 20),
+          "restriction_sites": sequence.restriction_sites(seq, c.avoid_sites),
+          "splice_sites": sequence.splice_sites(seq)}
+
+
+def violations(d: dict, c: Constraints) -> list[str]:
+  """The constraints a described design breaks (dnajax's own re-check after DNA Chisel's solver)."""
+  v = []
+  if not d["translation_ok"]:
+    v.append("translation")
+  if c.gc_min > 0 or c.gc_max < 1:
+    if d["gc_window_min"] < c.gc_min - 1e-9 or d["gc_window_max"] > c.gc_max + 1e-9:
+      v.append("gc")
+  if c.avoid_sites and any(s in c.avoid_sites for s in d["restriction_sites"]):
+    v.append("restriction_site")
+  if c.max_homopolymer and d["longest_homopolymer"] > c.max_homopolymer:
+    v.append("homopolymer")
+  if c.avoid_repeats and d["repeated_kmers"]:
+    v.append("repeats")
+  if c.avoid_splice_sites and d["splice_sites"]:
+    v.append("splice_site")
+  return v
+
+
+def design_protein(engine: Engine, name: str, protein: str, organism: str, code: int, c: Constraints, n: int,
+                   seed: int, rounds: int = 3, pll_unit: str = "codon") -> list[dict]:
+  """`n` designs of one protein (seeded): each a feasible start improved by the model, with its report. Raises
+  Infeasible when no sequence meets the constraints or a design fails dnajax's re-check."""
+  usage = codons.codon_usage(organism, code)
+  out = []
+  for k in range(n):
+    rng = np.random.default_rng([seed, k])
+    problem = feasible_start(protein, usage, c, code, rng)
+    changes = improve(engine, problem, protein, usage, rounds)
+    seq = problem.sequence
+    lp = engine.pseudo_log_likelihood(tokens.encode(seq), pll_unit)
+    d = {"name": f"{name}_design{k + 1}", "protein": name, "sequence": seq, "length": len(seq),
+         "model_pll": float(lp.sum()), "model_pll_per_base": float(lp.mean()), "pll_unit": pll_unit,
+         "codon_changes_by_model": changes,
+         **describe(seq, protein, usage, c, code)}
+    d["violations"] = violations(d, c)
+    if d["violations"]:  # DNA Chisel said yes; dnajax's own check disagrees: never emit it silently
+      raise Infeasible(f"design {d['name']} fails {', '.join(d['violations'])} after the solver; not written")
+    out.append(d)
+  return out
+
+
+# --------------------------------------------------------------------------------------------------- Command
+def read_proteins(protein: str | None, fasta: str | None) -> list[tuple[str, str]]:
+  """[(name, protein)] from --protein or a protein FASTA; UserError for anything else."""
+  if bool(protein) == bool(fasta):
+    raise UserError("give exactly one of --protein SEQUENCE or --protein-fasta FILE")
+  if protein:
+    return [("protein", check_protein("protein", protein))]
+  from Bio import SeqIO
+
+  try:
+    records = list(SeqIO.parse(fasta, "fasta"))
+  except (OSError, ValueError) as e:
+    raise UserError(f"{fasta}: cannot read a protein FASTA ({e}); check the path and format") from None
+  if not records:
+    raise UserError(f"{fasta}: no FASTA records; give one protein per record")
+  return [(r.id or f"protein{i + 1}", check_protein(r.id, str(r.seq))) for i, r in enumerate(records)]
+
+
+def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int | None, c: Constraints, n: int,
+        seed: int, rounds: int = 3, progress: bool = True,
+        pll_unit: str = "codon") -> tuple[list[dict], list[tuple[str, str]]]:
+  """(designs, [(protein name, why infeasible)]). Model and constraints are checked before any search."""
+  code = codons.ORGANISMS[codons.check_organism(organism)][1] if code is None else code
+  codons.check_genetic_code(code)
+  if not 0 <= c.gc_min < c.gc_max <= 1 or c.gc_window < 3:
+    raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
+  if n < 1:
+    raise UserError("--n must be at least 1")
+  if pll_unit not in SCORING_UNITS:
+    raise UserError(f"--pll-unit {pll_unit!r}: use codon or base")
+  sequence.check_enzymes(c.avoid_sites)
+  engine = Engine.from_workdir(workdir)
+  designs, infeasible = [], []
+  for name, protein in tqdm(proteins, desc="design", unit="protein", disable=not progress or len(proteins) < 2):
+    try:
+      designs += design_protein(engine, name, protein, organism, code, c, n, seed, rounds, pll_unit)
+    except Infeasible as e:
+      infeasible.append((name, str(e)))
+  return designs, infeasible
+
+
+REPORT_COLUMNS = ("name", "protein", "length", "model_pll", "model_pll_per_base", "pll_unit", "codon_changes_by_model",
+                  "cai", "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
+                  "restriction_sites", "splice_sites", "translation_ok")
+
+
+def write_outputs(designs: list[dict], proteins: list[tuple[str, str]], output: str | None,
+                  report: str | None) -> str:
+  """The designs FASTA (returned; also written to `output` with the proteins beside it) and the TSV report."""
+  fasta = "".join(f">{d['name']} protein={d['protein']} pll={d['model_pll']:.3f} cai={d['cai']:.3f}\n"
+                  f"{d['sequence']}\n" for d in designs)
+  if output:
+    writers.atomic_write_text(output, fasta)
+    prot = {name: p for name, p in proteins}
+    stem = output[:-len(".fasta")] if output.endswith(".fasta") else output
+    writers.atomic_write_text(stem + ".protein.fasta",
+                              "".join(f">{d['name']}\n{prot[d['protein']]}\n" for d in designs))
+  if report:
+    writers.atomic_write_text(report, writers.tsv_table(designs, REPORT_COLUMNS))
+  return fasta
+
+
+def add_arguments(p) -> None:
+  p.add_argument("--workdir", required=True, help="a trained run (configs/cds.py trains on coding sequences)")
+  p.add_argument("--protein", help="one-letter amino-acid sequence (a trailing * is stripped)")
+  p.add_argument("--protein-fasta", help="protein FASTA, one design set per record")
+  p.add_argument("--organism", default="e_coli", help="codon usage: e_coli, s_cerevisiae, h_sapiens, ...")
+  p.add_argument("--genetic-code", type=int, help="NCBI table (default: the organism's: 11 bacteria, else 1)")
+  p.add_argument("--gc-min", type=float, default=0.0)
+  p.add_argument("--gc-max", type=float, default=1.0)
+  p.add_argument("--gc-window", type=int, default=50)
+  p.add_argument("--avoid-sites", default="", help="restriction enzymes, e.g. BsaI,BsmBI")
+  p.add_argument("--max-homopolymer", type=int, default=0, help="longest allowed run of one base (0: no limit)")
+  p.add_argument("--avoid-repeats", type=int, default=0, help="no K-mer twice on either strand (0: off)")
+  p.add_argument("--avoid-splice-sites", action="store_true",
+                 help="no consensus splice donor (GTRAGT) or acceptor (Y11-N-CAG) on the coding strand")
+  p.add_argument("--n", type=int, default=1, help="designs per protein")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes")
+  p.add_argument("--pll-unit", choices=("codon", "base"), default="codon",
+                 help="the reported pseudo-log-likelihood masks each codon (default) or each base in turn")
+  p.add_argument("--output", help="designs FASTA (the proteins go to OUTPUT.protein.fasta); default: stdout")
+  p.add_argument("--report", help="TSV: PLL, CAI, GC, windows, homopolymer, repeats, sites per design")
+
+
+def main(args, overrides) -> int:
+  proteins = read_proteins(args.protein, args.protein_fasta)
+  c = Constraints(args.gc_min, args.gc_max, args.gc_window,
+                  tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
+                  args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites)
+  designs, infeasible = run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
+                            args.rounds, pll_unit=args.pll_unit)
+  fasta = write_outputs(designs, proteins, args.output, args.report)
+  if not args.output:
+    sys.stdout.write(fasta)
+  for name, why in infeasible:
+    print(f"dnajax: error: protein {name}: infeasible: {why}", file=sys.stderr)
+  return 2 if infeasible else 0

@@ -1,0 +1,63 @@
+"""`dnajax predict`: fill the '?' positions of FASTA records with the model's distribution over A/C/G/T.
+
+Long sequences are covered by overlapping windows (half a window apart); each position takes its prediction from the
+window in which it sits farthest from an edge. Every '?' is predicted from unmasked context only ('?' are MASK).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from dnajax.data import readers, tokens, writers
+from dnajax.errors import UserError
+from dnajax.evaluation.engine import Engine
+
+HEADER = "record\tposition\tA\tC\tG\tT\tpredicted"
+
+
+def add_arguments(p) -> None:
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--input", required=True, help="FASTA with ? at the positions to fill")
+  p.add_argument("--output", help="TSV path (the filled FASTA goes beside it); default: TSV on stdout")
+  p.add_argument("--step", type=int)
+
+
+def predict(workdir: str, input_path: str, output: str | None = None, step: int | None = None,
+            fmt: str | None = None) -> tuple[str, str | None]:
+  """Writes the TSV (to `output`, or returns it as text) and the filled FASTA beside it: (TSV path or text, FASTA
+  path or None). Raises UserError for a bad input, one without '?', or a bad workdir."""
+  records = readers.read_files([input_path], fmt, allow_query=True)
+  queries = [np.flatnonzero(r.ids == tokens.MASK) for r in records]
+  if not any(len(q) for q in queries):
+    raise UserError(f"{input_path}: no '?' positions to fill; write ? where a base should be predicted")
+  engine = Engine.from_workdir(workdir, step)
+  logps = engine.sequence_log_probs([r.ids for r in records], progress=True)
+  lines, fasta = [HEADER], []
+  for r, q, lp in zip(records, queries, logps):
+    pq = np.exp(lp[q].astype(np.float64))
+    pq /= pq.sum(axis=1, keepdims=True)
+    filled = r.ids.copy()
+    best = pq.argmax(axis=1)
+    filled[q] = tokens.BASE_IDS[best]
+    for pos, row, k in zip(q, pq, best):
+      lines.append(f"{r.name}\t{pos}\t" + "\t".join(f"{x:.8f}" for x in row) + f"\t{tokens.BASES[k]}")
+    fasta.append(writers.fasta_entry(r.name, tokens.decode(filled)))
+  tsv, fa = "\n".join(lines) + "\n", "".join(fasta)
+  if output is None:
+    return tsv, None
+  fasta_path = os.path.splitext(output)[0] + ".fasta"
+  for path, text in ((output, tsv), (fasta_path, fa)):
+    writers.atomic_write_text(path, text)
+  return output, fasta_path
+
+
+def main(args, overrides) -> int:
+  out, fasta = predict(args.workdir, args.input, args.output, args.step)
+  if fasta is None:
+    sys.stdout.write(out)
+  else:
+    print(f"wrote {out} and {fasta}", file=sys.stderr)
+  return 0

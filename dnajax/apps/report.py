@@ -1,0 +1,172 @@
+"""`dnajax report`: training and validation curves of a run as PNG plots, with the baselines and the Bayes limit
+as horizontal lines where known, plus a short Markdown summary. Reads only the run's own `metrics.jsonl`."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+from dnajax.data import writers
+from dnajax.errors import UserError
+from dnajax.evaluation import render
+
+# metric -> (training series, validation series): the training objective is the full-vocabulary cross-entropy on
+# 80/10/10 inputs, easier than validation's all-[MASK] NLL over A/C/G/T, so the two are drawn but not compared.
+SERIES = {"loss": ("train/mlm_cross_entropy", "val/loss"),
+          "masked_accuracy": ("train/masked_accuracy", "val/masked_accuracy")}
+
+
+def add_arguments(p) -> None:
+  p.add_argument("--workdir", required=True)
+  p.add_argument("--output", help="Markdown path; the PNGs go beside it (default: WORKDIR/report.md)")
+
+
+def _upgrade(rec: dict) -> dict:
+  """A record of a run trained before the namespaced tags (keys without `train/`, `val/`) in today's form."""
+  split = rec.get("split")
+  if any("/" in k for k in rec) or split not in ("train", "val"):
+    return rec
+  out = {"step": rec["step"], "split": split}
+  for k, v in rec.items():
+    if k in ("step", "split"):
+      continue
+    if split == "train":
+      k = {"loss": "mlm_cross_entropy", "perplexity": "mlm_perplexity"}.get(k, k)
+    if k == "baselines":
+      v = {"uniform": v.get("uniform", 0.25), "kmer_of_training_data": v.get("kmer"),
+           "majority_base_of_training_data": {"base": "?", "masked_accuracy": v.get("majority_base")}}
+      v = {name: x for name, x in v.items() if x is not None}
+    out.update(render.flatten({k: v}, split) if isinstance(v, dict) else {f"{split}/{k}": v})
+  return out
+
+
+def read_metrics(workdir: str) -> dict[str, list[dict]]:
+  """{"train": [...], "val": [...]} records sorted by step; a step logged twice (a resumed run) keeps its last
+  record. Raises UserError when the workdir has no readable metrics."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.isfile(path):
+    raise UserError(f"{workdir}: no metrics.jsonl; pass the --workdir of a training run")
+  by_key: dict[tuple[str, int], dict] = {}
+  with open(path) as f:
+    for n, line in enumerate(f, 1):
+      if not line.strip():
+        continue
+      try:
+        rec = _upgrade(json.loads(line))
+        by_key[(rec["split"], int(rec["step"]))] = rec
+      except (ValueError, KeyError, TypeError, AttributeError):
+        if n == 1 or line.endswith("\n"):  # a torn last line is what a killed run leaves: skip it quietly
+          raise UserError(f"{path}: line {n} is not a metrics record; is this a dnajax workdir?") from None
+  out = {"train": [], "val": []}
+  for (split, _), rec in sorted(by_key.items(), key=lambda kv: kv[0][1]):
+    out.setdefault(split, []).append(rec)
+  if not out["train"] and not out["val"]:
+    raise UserError(f"{path}: no training records yet; run dnajax train first")
+  return out
+
+
+def reference_lines(val: list[dict], metric: str) -> list[tuple[str, float]]:
+  """(legend label, value) of the horizontal lines for `metric` (masked_accuracy or loss): the Bayes limit and
+  the baselines of the last validation."""
+  if not val:  # no validation yet: curves only
+    return []
+  rows = render.reference_rows(render.unflatten(val[-1], "val"))
+  lines = [(row["name"] + (f" ({row['detail']})" if row["detail"] else ""), row[metric]) for row in rows]
+  return [(label, v) for label, v in lines if isinstance(v, (int, float)) and math.isfinite(v)]
+
+
+def _plot(path: str, metric: str, title: str, ylabel: str, m: dict[str, list[dict]]) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+  for split, key, style in (("train", SERIES[metric][0], dict(color="tab:blue", alpha=0.6, lw=1)),
+                            ("val", SERIES[metric][1], dict(color="tab:orange", marker="o", lw=2))):
+    pts = [(r["step"], r[key]) for r in m[split] if isinstance(r.get(key), (int, float))]
+    if pts:
+      label = "training (80/10/10 masks: easier, not comparable)" if split == "train" else "validation"
+      ax.plot(*zip(*pts), label=label, **style)
+  colors = ("black", "tab:green", "tab:red", "grey", "tab:purple")
+  for (label, value), color in zip(reference_lines(m["val"], metric), colors):
+    ax.axhline(value, ls="--", lw=1, color=color, label=f"{label} {value:.4f}")
+  ax.set(xlabel="step", ylabel=ylabel, title=title)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp.png")
+  fig.savefig(tmp)
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def _config_line(workdir: str) -> list[str]:
+  cfg_path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(cfg_path):
+    return []
+  with open(cfg_path) as f:
+    cfg = json.load(f)
+  mo, d, t = cfg.get("model", {}), cfg.get("data", {}), cfg.get("train", {})
+  return [f"Model d_model {mo.get('d_model')}, {mo.get('num_heads')} heads, {mo.get('num_layers')} layers, "
+          f"d_ff {mo.get('d_ff')}; data {', '.join(map(str, d.get('sources', [])))}, windows {d.get('seq_len')}"
+          + (f" (curriculum {d['curriculum']})" if d.get("curriculum") else "")
+          + f", mask rate {d.get('mask_rate')}"
+          + (f"-{d['mask_rate_max']}" if d.get("mask_rate_max", 0) > d.get("mask_rate", 0) else "")
+          + f"; {t.get('steps')} steps of {t.get('global_batch')} windows.", ""]
+
+
+def summary_markdown(workdir: str, m: dict[str, list[dict]], images: list[str]) -> str:
+  """The run's configuration, its last training window, and its last validation beside the baselines."""
+  lines = [f"# dnajax run `{os.path.abspath(workdir)}`", ""] + _config_line(workdir)
+  if m["train"]:
+    last = m["train"][-1]
+    lines += [f"Last training window (step {last['step']}): training objective (cross-entropy on 80/10/10 inputs) "
+              f"{render.number(last.get('train/mlm_cross_entropy'))}, masked accuracy "
+              f"{render.number(last.get('train/masked_accuracy'))}, "
+              f"{render.number(last.get('perf/tokens_per_second'), ',.0f')} tokens/s.", ""]
+  if m["val"]:
+    v = render.unflatten(m["val"][-1], "val")
+    lines += [f"Validation at step {m['val'][-1]['step']} ({v.get('num_masked', '?')} masked bases):", "",
+              "| predictor | masked accuracy | loss (nats/base) |", "|---|---|---|",
+              f"| this model | {render.number(v['masked_accuracy'])} | {render.number(v['loss'])} |"]
+    for row in render.reference_rows(v):
+      name = row["name"] + (" (exact)" if row["ceiling"] else "")
+      lines.append(f"| {name} | {render.number(row['masked_accuracy'])} | {render.number(row['loss'])} |")
+    lines.append("")
+    if "fraction_of_bayes" in v:
+      lines += [f"The model reaches {100 * v['fraction_of_bayes']:.1f}% of the Bayes-optimal accuracy (excess loss "
+                f"{v['excess_loss']:.4f} nats/base).", ""]
+    best = max(m["val"], key=lambda r: r.get("val/masked_accuracy") or 0.0)
+    if best is not m["val"][-1]:
+      lines += [f"Best validation accuracy {best['val/masked_accuracy']:.4f} at step {best['step']}.", ""]
+  lines += [f"![{os.path.splitext(name)[0]}]({name})" for name in images]
+  return "\n".join(lines) + "\n"
+
+
+def report(workdir: str, output: str | None = None) -> tuple[str, list[str]]:
+  """Write the plots beside `output` (default WORKDIR/report.md) and the Markdown; returns their paths.
+  Raises UserError for a workdir without metrics or an output directory that cannot be created."""
+  m = read_metrics(workdir)
+  output = output or os.path.join(workdir, "report.md")
+  out_dir = os.path.dirname(os.path.abspath(output))
+  try:
+    os.makedirs(out_dir, exist_ok=True)
+  except OSError as e:
+    raise UserError(f"{out_dir}: cannot create the output directory ({e.strerror}); pass another --output") from None
+  stem = os.path.splitext(os.path.basename(output))[0]
+  images = []
+  for metric, title, ylabel in (("loss", "Masked cross-entropy", "nats per masked base"),
+                                ("masked_accuracy", "Masked-base accuracy", "accuracy")):
+    name = f"{stem}_{metric}.png"
+    _plot(os.path.join(out_dir, name), metric, title, ylabel, m)
+    images.append(name)
+  writers.atomic_write_text(output, summary_markdown(workdir, m, images))
+  return output, [os.path.join(out_dir, n) for n in images]
+
+
+def main(args, overrides) -> int:
+  md, images = report(args.workdir, args.output)
+  print(f"wrote {md} and {', '.join(images)}")
+  return 0

@@ -1,0 +1,66 @@
+"""From `config.data` to a prepared corpus in the workdir: user files, an existing corpus, or synthetic data."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from dnajax.data import corpus as corpus_lib
+from dnajax.data import readers, synthetic
+from dnajax.errors import UserError
+
+SYNTHETIC_PREFIX = "synthetic:"
+
+
+def split_settings(data_cfg, seed: int) -> corpus_lib.SplitSettings:
+  """The corpus split settings of `config.data`."""
+  return corpus_lib.SplitSettings(val_fraction=data_cfg.val_fraction, mode=data_cfg.split, n_run=data_cfg.n_run,
+                                  min_len=data_cfg.min_len, seed=seed)
+
+
+def synthetic_records(name: str, total_bases: int, record_len: int, seed: int) -> list[readers.Record]:
+  """About `total_bases` bases of the synthetic generator `name` (iid | structured) in records of `record_len`,
+  seeded. Raises UserError for an unknown generator."""
+  try:
+    hmm = synthetic.get_hmm(name)
+  except ValueError:
+    raise UserError(f"data.sources: unknown synthetic generator {name!r}; use synthetic:iid or "
+                    "synthetic:structured") from None
+  n = max(2, -(-total_bases // record_len))
+  ids = synthetic.sample(hmm, n, record_len, np.random.default_rng([seed, 7919]))
+  return [readers.Record(f"{name}_{i}", ids[i], np.zeros(record_len, bool), f"synthetic:{name}") for i in range(n)]
+
+
+def build_corpus(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
+  """Sources -> a corpus: an existing corpus directory is used as is; anything else is prepared into
+  `workdir/corpus` (reused on resume when the sources and settings are unchanged)."""
+  sources = [s for s in data_cfg.sources if s]
+  if not sources:
+    raise UserError("data.sources is empty; pass --data FILE or a synthetic:NAME source")
+  if len(sources) == 1 and os.path.isfile(os.path.join(sources[0], "index.json")):
+    return corpus_lib.Corpus(sources[0])
+  out = os.path.join(workdir, "corpus")
+  settings = split_settings(data_cfg, seed)
+  synth = [s for s in sources if s.startswith(SYNTHETIC_PREFIX)]
+  if synth:
+    if len(sources) > 1:
+      raise UserError("data.sources: a synthetic source cannot be mixed with files; pass one or the other")
+    name = synth[0][len(SYNTHETIC_PREFIX):]
+    extra = {"synthetic": name, "synthetic_bases": data_cfg.synthetic_bases,
+             "synthetic_record_len": data_cfg.synthetic_record_len}
+    if os.path.isfile(os.path.join(out, "index.json")):
+      existing = corpus_lib.Corpus(out)
+      if all(existing.index.get(k) == v for k, v in extra.items()) and existing.index["settings"] == \
+          dataclasses.asdict(settings):
+        return existing
+    records = synthetic_records(name, data_cfg.synthetic_bases, data_cfg.synthetic_record_len, seed)
+    return corpus_lib.prepare(records, out, settings, extra=extra, force=True)
+  files = readers.expand_inputs(sources)
+  if data_cfg.cds:  # coding sequences only, each in frame from its first base: windows start on codon boundaries
+    records, counts = readers.read_coding_sequences(files, data_cfg.format or None)
+    return corpus_lib.prepare(records, out, settings, sources=files, force=True,
+                              extra={"codon_aligned": True, "coding_sequences": counts})
+  records = readers.read_files(files, data_cfg.format or None)
+  return corpus_lib.prepare(records, out, settings, sources=files, force=True)  # reused when unchanged

@@ -1,0 +1,116 @@
+"""Guards of a training run: resources checked before anything is written, finiteness checked before anything is
+saved, and SIGTERM/SIGINT turned into a checkpoint and a clean exit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import psutil
+from jax.experimental import multihost_utils
+
+from dnajax import checkpoint
+from dnajax.errors import UserError
+from dnajax.model import encoder
+from dnajax.training.program import TrainProgram
+
+
+class TrainingDiverged(UserError):
+  """Non-finite loss, gradients or parameters: the run stops and nothing non-finite is ever checkpointed."""
+
+
+@jax.jit
+def all_finite(tree) -> jax.Array:
+  """True (a device bool) when every leaf of `tree` is finite."""
+  return jnp.all(jnp.array([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+
+def last_good(ckpt: checkpoint.Checkpointer) -> str:
+  """Where the last good checkpoint is, for a divergence message."""
+  step = ckpt.latest_step()
+  return (f"last good checkpoint: step {step} in {ckpt.directory} (kept)" if step is not None
+          else "no checkpoint was saved before it")
+
+
+class StopRequest:
+  """SIGTERM/SIGINT -> finish the current step, checkpoint, exit 0. A second SIGINT interrupts at once."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum, self._previous = None, {}
+
+  @property
+  def name(self) -> str:
+    """The signal's name (SIGTERM, SIGINT) or an empty string."""
+    return signal.Signals(self.signum).name if self.signum else ""
+
+  def _handle(self, signum, frame):
+    if self.signum == signal.SIGINT and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def install(self) -> None:
+    """Handle SIGTERM and SIGINT (main thread only) until `uninstall`."""
+    if threading.current_thread() is threading.main_thread():
+      for s in self.SIGNALS:
+        self._previous[s] = signal.signal(s, self._handle)
+
+  def uninstall(self) -> None:
+    """Restore the previous handlers."""
+    for s, h in self._previous.items():
+      signal.signal(s, h)
+    self._previous = {}
+
+  def requested_everywhere(self, at_sync_point: bool) -> bool:
+    """Whether to stop after this step. With several processes they agree (an allgather) only at sync points, so
+    every process stops after the same step."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    if not at_sync_point:
+      return False
+    flags = multihost_utils.process_allgather(np.array([self.signum or 0], np.int32))
+    if self.signum is None and flags.any():
+      self.signum = int(flags[flags > 0][0])
+    return bool(flags.any())
+
+
+def _existing_ancestor(path: str) -> str:
+  path = os.path.abspath(path)
+  while not os.path.exists(path):
+    path = os.path.dirname(path)
+  return path
+
+
+def check_resources(cfg, program: TrainProgram, workdir: str) -> dict:
+  """Before anything is written or compiled: the workdir is writable, the disk holds a checkpoint, and the model,
+  optimizer state and activations of one step fit in the host memory available. One line each, exit 2."""
+  n_params = encoder.count_params(program.abstract_state["params"])
+  state_bytes = 3 * 4 * n_params  # float32 parameters and two Adam moments
+  place = _existing_ancestor(workdir)
+  if not os.path.isdir(place) or not os.access(place, os.W_OK | os.X_OK):
+    raise UserError(f"{workdir}: cannot write here ({place} is not a writable directory); pass another --workdir")
+  ckpt_dir = cfg.ckpt.dir or os.path.join(workdir, "checkpoints")
+  if "://" not in ckpt_dir:
+    free = shutil.disk_usage(_existing_ancestor(ckpt_dir)).free
+    if free < 1.1 * state_bytes + 2**20:
+      raise UserError(f"{ckpt_dir}: {free / 2**30:.2f} GiB free, but one checkpoint needs about "
+                      f"{state_bytes / 2**30:.2f} GiB; free disk space or set --config.ckpt.dir")
+  m = program.mcfg
+  B = cfg.train.global_batch // cfg.train.grad_accum // max(1, jax.process_count())
+  L = cfg.data.seq_len
+  # Saved activations per layer: ~10 d_model-wide and ~3 d_ff-wide float32 tensors per position (no remat).
+  act_bytes = 4 * B * L * m.num_layers * (10 * m.d_model + 3 * m.d_ff)
+  need = 2 * state_bytes * jax.local_device_count() + act_bytes  # state (+ gradients) on every local device
+  if jax.default_backend() == "cpu":
+    avail = psutil.virtual_memory().available
+    if need > 0.9 * avail:
+      raise UserError(f"config: one training step needs about {need / 2**30:.1f} GiB of host memory (model + "
+                      f"optimizer + activations for {B} x {L} windows) but {avail / 2**30:.1f} GiB is available; "
+                      "lower train.global_batch, raise train.grad_accum or set model.remat=full")
+  return {"state_bytes": state_bytes, "step_memory_bytes": need}

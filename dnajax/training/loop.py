@@ -1,0 +1,245 @@
+"""The training loop: `train_and_evaluate(cfg, workdir)` trains or resumes a run and returns its final validation.
+
+Resume order: (1) the config saved in the workdir is checked against this one, (2) the corpus is prepared (process
+0) or opened, (3) the latest checkpoint is restored into the abstract sharded state, (4) the samplers continue at
+that step (their rows depend only on seed and step). Metrics stay on the device and are read once per logging
+window, after the next step has been dispatched, so the loop never waits on the device in between.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import logging
+import math
+import os
+import shutil
+import time
+
+import jax
+import psutil
+from jax.experimental import multihost_utils
+from tqdm import tqdm
+
+from dnajax import checkpoint, runtime, sharding
+from dnajax import config as config_lib
+from dnajax.data import sampler as sampler_lib
+from dnajax.data import sources
+from dnajax.errors import UserError
+from dnajax.evaluation import render
+from dnajax.evaluation.engine import Engine
+from dnajax.evaluation.validation import Validation
+from dnajax.model import encoder
+from dnajax.training import guards
+from dnajax.training import writer as writer_lib
+from dnajax.training.program import TrainProgram
+
+log = logging.getLogger("dnajax")
+
+
+@dataclasses.dataclass
+class Run:
+  """What a training run holds fixed while it steps."""
+
+  cfg: object
+  program: TrainProgram
+  samplers: dict  # window length -> WindowSampler
+  rows: range  # this process's rows of every global batch
+  validation: Validation
+  engine: Engine  # the model on the training mesh, for validation (compiled once; bound to the current params)
+  ckpt: checkpoint.Checkpointer
+  writer: writer_lib.MetricsWriter
+
+  def next_batch(self, step: int) -> dict:
+    """This process's rows of `step`'s batch as global arrays (runs in a worker thread, overlapping the step)."""
+    return self.program.to_global(self.samplers[self.program.seq_len_at(step)].rows(step, self.rows))
+
+  def tokens(self, first: int, end: int) -> int:
+    """Training tokens in steps [first, end)."""
+    return sum(self.cfg.train.global_batch * self.program.seq_len_at(s) for s in range(first, end))
+
+
+@dataclasses.dataclass
+class LoopState:
+  """What changes as the loop steps, besides the train state."""
+
+  bar: tqdm
+  clock_time: float  # when the throughput clock last started
+  clock_step: int  # the step it started at
+  pending: list = dataclasses.field(default_factory=list)  # [(step after the update, device metrics)] not read yet
+
+
+def read_window(run: Run, loop: LoopState, window: list) -> None:
+  """Read one logging window's metrics (a host sync), stop on divergence, write the train record, restart the
+  throughput clock. `window` holds (step after the update, device metrics) pairs."""
+  cfg = run.cfg
+  steps, vals = [s for s, _ in window], jax.device_get([v for _, v in window])
+  first, end_step = steps[0], steps[-1]
+  skipped = sum(int(v["skipped"]) for v in vals)
+  bad = [s for s, v in zip(steps, vals) if not (math.isfinite(float(v["mlm_ce_sum"]))
+                                               and math.isfinite(float(v["grad_norm"])))]
+  if (bad and not cfg.opt.skip_nonfinite) or skipped == len(vals):
+    raise guards.TrainingDiverged(
+        f"training diverged: non-finite loss or gradients at step {bad[0] if bad else first} (window {first}-"
+        f"{end_step}); {guards.last_good(run.ckpt)}; lower opt.learning_rate, raise opt.warmup_steps or set "
+        "opt.skip_nonfinite=True")
+  count = max(sum(float(v["count"]) for v in vals), 1.0)
+  ce = sum(float(v["mlm_ce_sum"]) for v in vals) / count
+  now = time.time()
+  tps = run.tokens(loop.clock_step, end_step) / max(now - loop.clock_time, 1e-9)
+  loop.clock_time, loop.clock_step = now, end_step
+  rec = {"train/mlm_cross_entropy": ce, "train/mlm_perplexity": math.exp(min(ce, 50.0)),
+         "train/masked_accuracy": sum(float(v["correct"]) for v in vals) / count,
+         "train/grad_norm": float(vals[-1]["grad_norm"]), "train/learning_rate": float(vals[-1]["lr"]),
+         "train/seq_len": run.program.seq_len_at(end_step - 1), "perf/tokens_per_second": tps,
+         "perf/host_rss_gib": psutil.Process().memory_info().rss / 2**30}
+  if skipped:
+    rec["train/skipped_nonfinite_steps"] = skipped
+    log.warning("steps %d-%d: skipped %d update(s) with non-finite loss or gradients", first, end_step, skipped)
+  mem = writer_lib.device_memory_gib()
+  if mem is not None:
+    rec["perf/device_memory_gib"] = mem
+  run.writer.write(end_step, "train", rec)
+  loop.bar.set_postfix(mlm_ce=f"{ce:.3f}", acc=f"{rec['train/masked_accuracy']:.3f}", tok_s=f"{tps:,.0f}")
+
+
+def save(run: Run, state: dict, step: int) -> None:
+  """Checkpoint `step` only if every parameter is finite (checked here: saves are rare host syncs)."""
+  if not bool(jax.device_get(guards.all_finite(state["params"]))):
+    raise guards.TrainingDiverged(f"training diverged: non-finite parameters at step {step}, not saved; "
+                                  f"{guards.last_good(run.ckpt)}; lower opt.learning_rate or raise opt.warmup_steps")
+  meta = {"step": step, "config": run.cfg.to_dict(), "data_position": {"next_step": step}}
+  run.ckpt.save(step, state, meta, force=True)
+
+
+def validate(run: Run, state: dict, step: int) -> dict:
+  """The validation result of the current parameters, written as a `val/...` record."""
+  result = run.validation.run(run.engine.bind(state["params"]))
+  run.writer.write(step, "val", render.flatten(result, "val"))
+  return result
+
+
+def train_steps(run: Run, loop: LoopState, state: dict, start: int, total: int, stop: guards.StopRequest):
+  """Steps `start`..`total` -> (state, last validation or None, interrupted {signal, checkpoint_step} or None)."""
+  cfg, le = run.cfg, run.cfg.train.log_every
+  final = interrupted = None
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    next_batch = pool.submit(run.next_batch, start) if start < total else None
+    for step in range(start, total):
+      batch = next_batch.result()
+      if step + 1 < total:
+        next_batch = pool.submit(run.next_batch, step + 1)
+      state, m = run.program.train_step(state, batch)
+      done = step + 1
+      loop.pending.append((done, m))
+      # Windows end at multiples of log_every (the same grid after a resume); a window is read once the next step
+      # has been dispatched, so the device never waits on the host.
+      if len(loop.pending) > 1 and loop.pending[-2][0] % le == 0:
+        read_window(run, loop, loop.pending[:-1])
+        loop.pending = loop.pending[-1:]
+      # A stop request (SIGTERM/SIGINT) ends the run after this step; with several processes they agree on the
+      # step at window ends, where metrics are read anyway.
+      stopping = stop.requested_everywhere(at_sync_point=done % le == 0)
+      evaluating = done % cfg.train.eval_every == 0 or done == total
+      saving = done % cfg.ckpt.every == 0 or done == total or stopping
+      if loop.pending and (evaluating or saving):
+        read_window(run, loop, loop.pending)  # every update up to `done` is checked before it is evaluated or saved
+        loop.pending = []
+      if evaluating:
+        final = validate(run, state, done)
+        if runtime.is_main():
+          tqdm.write(f"step {done}: validation {render.validation_line(final)}")
+      if saving:
+        save(run, state, done)
+      loop.bar.update(1)
+      if stopping:
+        interrupted = {"signal": stop.name, "checkpoint_step": done}
+        log.warning("%s: stopped after step %d and saved a checkpoint there; rerun the same command to resume",
+                    stop.name, done)
+        break
+  return state, final, interrupted
+
+
+def prepare_workdir(cfg, workdir: str):
+  """Check the workdir against this config, then build (process 0) or open the corpus and save config.json.
+
+  A bad input leaves no new workdir behind. Raises UserError for a workdir of another model or bad data."""
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.isfile(config_path):
+    with open(config_path) as f:
+      previous = config_lib.from_json(f.read())
+    if previous.model.to_dict() != cfg.model.to_dict():
+      raise UserError(f"{workdir}: holds a run with a different model config; use a new --workdir or the same "
+                      "--config.model.* values")
+  created = not os.path.exists(workdir)
+  os.makedirs(workdir, exist_ok=True)
+  if runtime.is_main():
+    try:
+      corpus = sources.build_corpus(cfg.data, workdir, cfg.train.seed)
+    except UserError:
+      if created:
+        shutil.rmtree(workdir, ignore_errors=True)
+      raise
+    with open(config_path, "w") as f:
+      f.write(config_lib.to_json(cfg))
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("dnajax:corpus")
+  if not runtime.is_main():
+    corpus = sources.build_corpus(cfg.data, workdir, cfg.train.seed)
+  return corpus
+
+
+def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: int | None = None) -> dict:
+  """Train (resuming from the latest checkpoint in `workdir` if any); returns the final validation result (the
+  schema of `Validation.run`) with checkpoint_step and wall_seconds, or {interrupted, signal, checkpoint_step,
+  wall_seconds} after SIGTERM/SIGINT.
+
+  `stop_at` ends this run early at that step (validated and checkpointed) while the schedule still spans
+  `train.steps`: rerunning continues exactly where it stopped. Raises UserError (one line) for bad configs, inputs
+  and workdirs, and `guards.TrainingDiverged` for non-finite training.
+  """
+  t_start = time.time()
+  program = TrainProgram(cfg)  # validates the config before anything is written
+  guards.check_resources(cfg, program, workdir)
+  corpus = prepare_workdir(cfg, workdir)
+  log.info("%s", runtime.describe(program.mesh))
+  samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.data.mask_rate, cfg.train.seed,
+                                                cfg.data.max_n_fraction, cfg.data.reverse_complement,
+                                                mask_rate_max=cfg.data.mask_rate_max)
+              for length in sorted({length for _, length in program.curriculum})}
+  validation = Validation(cfg, corpus)
+  log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
+           corpus.index["total_bases"], len(corpus.split("train")), len(corpus.split("val")),
+           validation.num_masked,
+           f", Bayes-optimal accuracy {validation.bayes['masked_accuracy']:.4f}" if validation.bayes else "")
+  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save,
+                                 directory=cfg.ckpt.dir)
+  start = ckpt.latest_step()
+  if start is not None:
+    state, _ = program.restore(ckpt, start)
+    log.info("resumed from checkpoint step %d", start)
+  else:
+    state, start = program.init(), 0
+  log.info("model: %s parameters", f"{encoder.count_params(state['params']):,}")
+  total = cfg.train.steps if stop_at is None else max(min(cfg.train.steps, stop_at), start)
+  run = Run(cfg, program, samplers, sharding.process_rows(cfg.train.global_batch), validation,
+            Engine(cfg, state["params"], program.mesh, program.rules), ckpt,
+            writer_lib.MetricsWriter(workdir, cfg.log.tensorboard))
+  stop = guards.StopRequest()
+  loop = LoopState(tqdm(total=total, initial=start, disable=not (show_progress and runtime.is_main()), unit="step",
+                        dynamic_ncols=True), time.time(), start)
+  try:
+    stop.install()
+    state, final, interrupted = train_steps(run, loop, state, start, total, stop)
+    loop.bar.close()
+    if interrupted:
+      return {**interrupted, "interrupted": True, "wall_seconds": time.time() - t_start}
+    if final is None:  # nothing left to train: report the restored state
+      final = run.validation.run(run.engine.bind(state["params"]))
+  finally:
+    stop.uninstall()
+    ckpt.close()
+    run.writer.close()
+  final["checkpoint_step"] = int(total if start < total else start)
+  final["wall_seconds"] = time.time() - t_start
+  return final

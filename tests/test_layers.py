@@ -1,0 +1,120 @@
+"""The package's shape stays true: imports flow one way between layers, no app imports another app, no import
+cycle (imports inside functions count), and no module or function grows past its size limit."""
+
+import ast
+import os
+
+import pytest
+from conftest import ROOT
+
+PACKAGE = os.path.join(ROOT, "dnajax")
+# Layer of each sub-package (dnajax.<name>); the base modules directly under dnajax/ are layer 0. A module may import
+# from its own sub-package and from lower layers only; two sub-packages on one layer may not import each other.
+# (dnajax.configs, the shipped config files, belongs to the base.)
+LAYERS = {"data": 1, "bio": 1, "model": 2, "evaluation": 3, "training": 4, "apps": 5}
+CLI_LAYER = 6
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 450, 90
+
+
+def _modules() -> dict[str, str]:
+  """dnajax module name -> file path, for every module of the package (configs/ is installed as dnajax.configs)."""
+  out = {}
+  for base, prefix in ((PACKAGE, "dnajax"), (os.path.join(ROOT, "configs"), "dnajax.configs")):
+    for d, _, files in os.walk(base):
+      for f in files:
+        if f.endswith(".py"):
+          rel = os.path.relpath(os.path.join(d, f), base)[:-3].replace(os.sep, ".")
+          name = prefix if rel == "__init__" else f"{prefix}.{rel.removesuffix('.__init__')}"
+          out[name] = os.path.join(d, f)
+  return out
+
+
+MODULES = _modules()
+
+
+def _imports(path: str) -> set[str]:
+  """dnajax modules imported anywhere in the file (module level or inside functions)."""
+  out = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      names = [a.name for a in node.names]
+    elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+      names = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in MODULES else node.module
+               for a in node.names]
+    else:
+      continue
+    out |= {n for n in names if n.split(".")[0] == "dnajax"}
+  return out
+
+
+def _layer(module: str) -> tuple[int, str]:
+  parts = module.split(".")
+  if len(parts) > 2 and parts[1] in LAYERS:
+    return LAYERS[parts[1]], parts[1]
+  if module == "dnajax.cli":
+    return CLI_LAYER, "cli"
+  return 0, "base"
+
+
+GRAPH = {m: _imports(p) - {m} for m, p in MODULES.items()}
+
+
+def test_every_import_points_to_a_lower_layer_or_its_own_package():
+  bad = []
+  for m, targets in GRAPH.items():
+    (lm, pm) = _layer(m)
+    for t in targets:
+      (lt, pt) = _layer(t)
+      if lt > lm or (lt == lm and pt != pm):
+        bad.append(f"{m} (layer {lm}, {pm}) imports {t} (layer {lt}, {pt})")
+  assert not bad, "\n".join(bad)
+
+
+def test_no_app_imports_another_app():
+  bad = [(m, t) for m, ts in GRAPH.items() if m.startswith("dnajax.apps.") for t in ts
+         if t.startswith("dnajax.apps.") and t != m]
+  assert not bad
+
+
+def test_no_import_cycles():
+  state: dict[str, int] = {}
+
+  def visit(m, path):
+    state[m] = 1
+    for t in sorted(GRAPH.get(m, ())):
+      if t not in MODULES:
+        continue
+      if state.get(t) == 1:
+        pytest.fail("import cycle: " + " -> ".join(path[path.index(t):] + [t]))
+      if t not in state:
+        visit(t, path + [t])
+    state[m] = 2
+
+  for m in sorted(MODULES):
+    if m not in state:
+      visit(m, [m])
+
+
+def test_at_least_four_subpackages_and_every_verb_has_an_app():
+  from dnajax import cli
+
+  assert sum(1 for p in LAYERS if os.path.isdir(os.path.join(PACKAGE, p))) >= 4
+  for verb in cli.VERBS:
+    assert f"dnajax.apps.{verb}" in MODULES, verb
+
+
+def test_module_and_function_sizes():
+  paths = [p for m, p in MODULES.items() if not m.startswith("dnajax.configs")]
+  paths += [os.path.join(ROOT, "benchmarks", f) for f in os.listdir(os.path.join(ROOT, "benchmarks"))
+            if f.endswith(".py")]
+  bad = []
+  for path in paths:
+    text = open(path).read()
+    if text.count("\n") > MAX_MODULE_LINES:
+      bad.append(f"{path}: {text.count(chr(10))} lines")
+    for node in ast.walk(ast.parse(text)):
+      if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        n = node.end_lineno - node.lineno + 1
+        if n > MAX_FUNCTION_LINES:
+          bad.append(f"{path}:{node.lineno}: {node.name} is {n} lines")
+  assert not bad, "\n".join(bad)
