@@ -37,6 +37,12 @@ class Record:
   # int8[L] for GenBank records with CDS features: 0 outside any CDS, else the codon position 1/2/3 of the base in
   # its CDS's reading direction (later features win where CDS overlap); None when the file carries no annotation.
   codon_position: np.ndarray | None = None
+  # What interpreting the record's CDS features kept and skipped, by kind (see dnajax.data.features); None without
+  # CDS features.
+  cds_counts: dict | None = None
+  # The record's letters exactly as in the file (uint8 bytes, line breaks removed), kept only where a command writes
+  # sequences derived from them back out (read_file(..., keep_letters=True)); None otherwise.
+  letters: np.ndarray | None = None
 
 
 def _strip_gz(name: str) -> str:
@@ -73,8 +79,9 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
   return out
 
 
-def _read_text(path: str) -> str:
-  """Whole file as text, decompressing gzip/bgzip by magic bytes; junk and truncation are user errors."""
+def read_text(path: str) -> str:
+  """Whole file as text (line endings normalised to '\\n'), decompressing gzip/bgzip by magic bytes; unreadable,
+  empty, binary and truncated files are UserErrors. Every reader of a user's text file goes through this."""
   try:
     with open(path, "rb") as f:
       raw = f.read()
@@ -205,7 +212,7 @@ def read_file(path: str, fmt: str | None = None, allow_query: bool = False) -> l
   """The normalised records of one FASTA or GenBank file (format from `fmt`, else the extension, else the first
   line); '?' allowed only with `allow_query`. Raises UserError (one line naming file, record, position) for
   anything that is not nucleotide sequence."""
-  text = _read_text(path)
+  text = read_text(path)
   fmt = _detect_format(path, text, fmt)
   records = []
   for name, letters, codon in _parse(path, text, fmt):
@@ -230,7 +237,7 @@ def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple
   Raises UserError when no coding sequence is left."""
   records, counts = [], {"kept": 0, "skipped_pseudo": 0, "skipped_not_multiple_of_3": 0}
   for path in expand_inputs(paths):
-    text = _read_text(path)
+    text = read_text(path)
     if _detect_format(path, text, fmt) == "fasta":
       pairs = [(name or f"record{k}", letters) for k, (name, letters) in enumerate(_fasta_records(path, text))]
     else:
