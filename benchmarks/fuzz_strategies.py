@@ -54,7 +54,7 @@ def fasta_text(draw):
   if draw(st.booleans()) and draw(st.integers(0, 9)) == 0:
     parts.append(draw(st.text(max_size=40)) + eol)  # junk before the first header
   for _ in range(draw(st.sampled_from([0, 1, 1, 1, 2, 2, 3, 5]))):
-    # Headers: printable ASCII mostly; now and then anything (non-ASCII makes the file binary-looking: rejected).
+    # Headers: printable ASCII mostly; now and then anything (valid UTF-8 is kept, other bytes rejected as non-text).
     header_chars = st.characters(min_codepoint=32, max_codepoint=126) if draw(st.integers(0, 9)) else \
         st.characters(blacklist_characters="\r\n")
     header = ">" + draw(st.text(alphabet=header_chars, max_size=30))

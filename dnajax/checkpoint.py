@@ -19,6 +19,16 @@ import orbax.checkpoint as ocp
 
 from dnajax.errors import UserError
 
+# The model-config keys that name a model in messages (the ones that set parameter shapes).
+SHAPE_KEYS = ("d_model", "num_heads", "num_layers", "d_ff", "mlp", "pos_encoding", "max_len", "tie_embeddings")
+
+
+def param_shapes(tree) -> dict[str, tuple]:
+  """{"layer_0/attn/q": shape} of every leaf of a parameter tree (arrays, ShapeDtypeStructs or orbax metadata)."""
+  def name(path):
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+  return {name(p): tuple(x.shape) for p, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
 
 class Checkpointer:
   """An orbax CheckpointManager over `directory` (default WORKDIR/checkpoints; may be gs://...).
@@ -60,13 +70,18 @@ class Checkpointer:
       out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
                                                                meta=ocp.args.JsonRestore()))
     except Exception as e:  # orbax/tensorstore raise many types for unreadable or mismatched data
-      raise self._unreadable(step, e) from None
+      params = abstract_state.get("params") if isinstance(abstract_state, dict) else None
+      foreign = self._another_model(step, params) if params is not None else None
+      raise (foreign or self._unreadable(step, e)) from None
     return out["state"], out["meta"]
 
   def restore_params(self, step: int, abstract_params):
     """Only the parameters of `step` (the state's "params" subtree), placed as `abstract_params` says: a tree of
     jax.ShapeDtypeStruct with shardings. The optimizer moments are not read, so a checkpoint of any training mesh
     restores onto any devices (orbax reshards). Raises UserError as `restore` does."""
+    foreign = self._another_model(step, abstract_params)  # checked first: a partial restore would not notice
+    if foreign:
+      raise foreign
     restore_args = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), abstract_params)
     try:
       out = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
@@ -74,6 +89,36 @@ class Checkpointer:
     except Exception as e:  # orbax/tensorstore raise many types for unreadable or mismatched data
       raise self._unreadable(step, e) from None
     return out["state"]["params"]
+
+  def saved_param_shapes(self, step: int) -> dict[str, tuple] | None:
+    """`param_shapes` of the parameters saved as `step`, from orbax's metadata (no array is read); None when the
+    metadata cannot be read."""
+    try:
+      handler = ocp.StandardCheckpointHandler()
+      meta = handler.metadata(self.manager.directory / str(step) / "state")
+      return param_shapes((meta.tree if hasattr(meta, "tree") else meta)["params"])
+    except Exception:  # unreadable metadata: the restore itself says what is wrong
+      return None
+
+  def _another_model(self, step: int, abstract_params) -> UserError | None:
+    """A one-line error when `step` holds parameters of other shapes than `abstract_params` (another model's
+    checkpoint), else None."""
+    saved = self.saved_param_shapes(step)
+    want = param_shapes(abstract_params)
+    if saved is None or saved == want:
+      return None
+    key = next(k for k in sorted(saved.keys() | want.keys()) if saved.get(k) != want.get(k))
+
+    def show(shape):
+      return "absent" if shape is None else f"shape {shape}"
+    try:
+      model = self.restore_meta(step)["config"]["model"]
+      by = "; saved by model " + ", ".join(f"{k}={model[k]}" for k in SHAPE_KEYS if k in model)
+    except Exception:
+      by = ""
+    return UserError(f"{os.path.join(self.directory, str(step))}: another model's checkpoint (parameter {key}: "
+                     f"{show(saved.get(key))} there, {show(want.get(key))} in this config{by}); use a new --workdir "
+                     "(or --config.ckpt.dir), or the same --config.model.* values as the run that saved it")
 
   def _unreadable(self, step: int, e: Exception) -> UserError:
     usable = [s for s in self.all_steps() if s != step and self._readable(s)]

@@ -127,4 +127,4 @@ def from_json(text: str) -> ml_collections.ConfigDict:
 
 def to_json(cfg: ml_collections.ConfigDict) -> str:
   """The config as JSON (sorted keys), as saved in WORKDIR/config.json."""
-  return json.dumps(cfg.to_dict(), indent=1, sort_keys=True)
+  return json.dumps(cfg.to_dict(), indent=1, sort_keys=True, allow_nan=False)

@@ -1,8 +1,19 @@
 """Shared fixtures. Tests never reach the internet; ../shared/data is optional (tests using it skip cleanly)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import pytest
+
+# One persistent XLA compilation cache for the whole session (this process and the subprocesses it starts): the tiny
+# models are compiled again and again by separate runs; the compiled programs are the same, so later compiles are
+# cache hits. Set before any test imports jax; removed at exit. It changes no result, only the suite's time.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _CACHE = tempfile.mkdtemp(prefix="dnajax-test-xla-cache-")
+  os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+  atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")

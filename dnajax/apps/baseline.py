@@ -6,7 +6,7 @@ import os
 import tempfile
 
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import readers, windows
+from dnajax.data import readers, tokens, windows
 from dnajax.errors import UserError
 from dnajax.evaluation import baselines, render
 
@@ -24,12 +24,19 @@ def add_arguments(p) -> None:
 def run(data: list[str], inputs: list[str], mask_rate: float, seed: int, seq_len: int, fmt: str | None) -> dict:
   """Fit on the training split of `data` (files or a prepared corpus), evaluate on `inputs` with seeded masks:
   {baselines: {uniform, majority_base_of_training_data, kmer_of_training_data}, num_masked, mask_rate, seed,
-  inputs}. Raises UserError for bad files or a mask rate outside (0, 1)."""
+  inputs}. Raises UserError for bad files, a mask rate outside (0, 1) or inputs with no masked A/C/G/T base (an
+  accuracy or loss over nothing is not a result)."""
   if not 0.0 < mask_rate < 1.0:
     raise UserError(f"--mask-rate {mask_rate}: must be between 0 and 1")
   records = readers.read_files(inputs, fmt)
+  if not any(((r.ids >= tokens.A) & (r.ids <= tokens.T)).any() for r in records):
+    raise UserError(f"{', '.join(inputs)}: no A/C/G/T base (only N); nothing to measure, pass files with A/C/G/T "
+                    "bases")
   w = windows.tile([r.ids for r in records], [r.soft_masked for r in records], seq_len)
   x, t, wt = windows.eval_masks(w.ids, mask_rate, seed)
+  if wt.sum() == 0:
+    raise UserError(f"{', '.join(inputs)}: no A/C/G/T base was masked at --mask-rate {mask_rate}; raise --mask-rate "
+                    "or use a longer input")
   with tempfile.TemporaryDirectory() as tmp:
     if len(data) == 1 and os.path.isfile(os.path.join(data[0], "index.json")):
       corpus = corpus_lib.Corpus(data[0])

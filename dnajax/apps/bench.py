@@ -162,29 +162,32 @@ def bench(config_spec: str, overrides: list, steps: int = 10, windows: int = 5, 
 
 
 def format_table(r: dict) -> str:
-  """The measurement (and a PyTorch reference's, when `r` has one) as a text table."""
+  """The measurement (and a PyTorch reference's, when `r` has one) as a text table; a missing value is `-`."""
+  num = render.number
   rows = [("framework", "tokens/s (median)", "min..max", "steps/s", "compile s", "MFU", "peak RSS GiB")]
   for fw in ("jax", "torch"):
     if fw not in r:
       continue
     x = r[fw]
-    mfu = f"{100 * x['mfu']:.1f}%" if x.get("mfu") is not None else "-"
+    mfu = f"{render.percent(x.get('mfu'))}%" if num(x.get("mfu")) != "-" else "-"
     rows.append((("dnajax (JAX)" if fw == "jax" else f"PyTorch {x['torch_version']}"),
-                 f"{x['tokens_per_second']:,.0f}",
-                 f"{x['tokens_per_second_min']:,.0f}..{x['tokens_per_second_max']:,.0f}",
-                 f"{x['steps_per_second']:.2f}", f"{x['compile_seconds']:.1f}" if "compile_seconds" in x else "-",
-                 mfu, f"{x['peak_host_rss_gib']:.2f}"))
+                 num(x["tokens_per_second"], ",.0f"),
+                 f"{num(x['tokens_per_second_min'], ',.0f')}..{num(x['tokens_per_second_max'], ',.0f')}",
+                 num(x["steps_per_second"], ".2f"), num(x.get("compile_seconds"), ".1f"),
+                 mfu, num(x["peak_host_rss_gib"], ".2f")))
   widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
   lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows]
   j = r["jax"]
   lines.append(f"config {r['config']} {' '.join(r['overrides'])}: {j['parameters']:,} parameters, seq {r['seq_len']}, "
                f"batch {r['global_batch']}, {j['device_count']} x {j['device_kind']}")
-  lines.append(f"model FLOPs/token {j['flops_per_token']:,.0f}; achieved {j['achieved_flops'] / 1e9:.1f} GFLOP/s; "
-               f"peak {(j['peak_flops'] or 0) / 1e9:.1f} GFLOP/s ({j['peak_flops_source']})")
-  lines.append(f"input pipeline (one core): {j['input_pipeline_tokens_per_second']:,.0f} tokens/s = "
-               f"{r['input_pipeline_ratio']:.1f}x the step's consumption")
+  achieved, peak = (None if v is None else v / 1e9 for v in (j["achieved_flops"], j["peak_flops"]))
+  lines.append(f"model FLOPs/token {num(j['flops_per_token'], ',.0f')}; achieved {num(achieved, '.1f')} GFLOP/s; "
+               f"peak {num(peak, '.1f')} GFLOP/s ({j['peak_flops_source']})")
+  lines.append(f"input pipeline (one core): {num(j['input_pipeline_tokens_per_second'], ',.0f')} tokens/s = "
+               f"{num(r['input_pipeline_ratio'], '.1f')}x the step's consumption")
   if "ratio_vs_torch" in r:
-    lines.append(f"dnajax / PyTorch: tokens/s {r['ratio_vs_torch']:.2f}x, peak RSS {r['rss_ratio_vs_torch']:.2f}x")
+    lines.append(f"dnajax / PyTorch: tokens/s {num(r['ratio_vs_torch'], '.2f')}x, peak RSS "
+                 f"{num(r['rss_ratio_vs_torch'], '.2f')}x")
   return "\n".join(lines)
 
 
@@ -200,6 +203,13 @@ def main(args, overrides) -> int:
   return 0
 
 
+def worker_main(argv: list[str]) -> str:
+  """The worker's output for `CONFIG OVERRIDES STEPS WINDOWS`: the measurement as one line of strict JSON (a
+  non-finite number, e.g. a ratio over a zero time, is null)."""
+  spec, ov, steps, windows = argv[:4]
+  return render.to_json(run_jax(config_lib.load(spec, [tuple(x) for x in json.loads(ov)]), int(steps), int(windows)),
+                        indent=None)
+
+
 if __name__ == "__main__":  # worker entry point: python -m dnajax.apps.bench CONFIG OVERRIDES STEPS WINDOWS
-  _spec, _ov, _steps, _windows = sys.argv[1:5]
-  print(json.dumps(run_jax(config_lib.load(_spec, [tuple(x) for x in json.loads(_ov)]), int(_steps), int(_windows))))
+  print(worker_main(sys.argv[1:5]))

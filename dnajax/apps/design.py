@@ -11,21 +11,32 @@
 3. The final report uses the exact pseudo-log-likelihood, each codon masked in turn (its three bases together: the
    unit the search changes, at a third of the forward passes of masking each base; `pll_unit="base"` for that),
    CAI against the organism's codon usage (Biopython's CodonAdaptationIndex), GC, homopolymers, repeats and
-   restriction sites, all re-checked after the design.
+   restriction sites, all re-checked after the design. The re-check counts what the DNA Chisel specifications count
+   (`chisel_checks` names each specification by the check it matches): a GC window longer than the sequence is the
+   whole sequence in both, sites are patterns on either strand in both.
+4. `--n K` gives K different sequences: a design that repeats an earlier one is started again from other seeded
+   starts, then changed by the single synonymous codon the model's estimate loses least by; one that still repeats
+   (a protein with almost no synonymous choice) is written and marked `duplicate_of` in the report.
+
+Proteins are matched to their designs by position in the input, never by name: records with the same id get unique
+names (ID_recordN) and the report says which input record each design came from.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
+import os
 import sys
 
 import numpy as np
 from tqdm import tqdm
 
 from dnajax.bio import codons, sequence
-from dnajax.data import tokens, writers
+from dnajax.data import readers, tokens, writers
 from dnajax.errors import UserError
+from dnajax.evaluation import metrics
 from dnajax.evaluation.engine import SCORING_UNITS, Engine
 
 
@@ -42,34 +53,61 @@ class Constraints:
   avoid_splice_sites: bool = False  # consensus splice donors/acceptors on the coding strand (eukaryotic hosts)
 
 
-def check_protein(name: str, protein: str) -> str:
-  """The protein in upper case without a trailing '*'; UserError for an empty one or non-amino-acid letters."""
-  p = protein.strip().upper().rstrip("*")
+@dataclasses.dataclass(frozen=True)
+class ProteinInput:
+  """One protein to design for: `name` is unique among the inputs; `record` is its 1-based position in the input
+  and `record_id` its id as given (empty for --protein)."""
+
+  name: str
+  sequence: str
+  record: int = 1
+  record_id: str = ""
+
+
+def check_protein(name: str, protein: str, allow_nucleotide_letters: bool = False) -> str:
+  """The protein in upper case without a trailing '*'. UserError (starting with `name`, which says where it came
+  from) for an empty one, non-amino-acid letters, or - unless `allow_nucleotide_letters` - one that looks like a
+  nucleotide sequence (codons.looks_like_nucleotides: 10 or more letters, all nucleotide codes)."""
+  p = "".join(protein.split()).upper().rstrip("*")
+  if p and not allow_nucleotide_letters and codons.looks_like_nucleotides(p):
+    raise UserError(f"{name}: looks like a nucleotide sequence ({len(p)} letters, all A/C/G/T/U/N or IUPAC codes), "
+                    "not a protein; give its amino-acid translation, or pass --allow-nucleotide-letters if it "
+                    "really is a protein")
   bad = sorted(set(p) - codons.PROTEIN_LETTERS)
   if not p or bad:
-    raise UserError(f"protein {name}: {'empty' if not p else 'letters ' + ''.join(bad) + ' are not amino acids'}; "
+    raise UserError(f"{name}: {'empty' if not p else 'letters ' + ''.join(bad) + ' are not amino acids'}; "
                     "give the 20 standard one-letter codes (a trailing * is allowed)")
   return p
 
 
-def chisel_specs(protein: str, c: Constraints, code: int) -> list:
-  """The DNA Chisel constraint specifications of `c` for a coding sequence of `protein` (stop codon included)."""
+def chisel_checks(protein: str, c: Constraints, code: int) -> dict[str, list]:
+  """check name (as `violations` names it) -> the DNA Chisel specifications of `c` for a coding sequence of
+  `protein` (stop codon included). Each specification passes exactly when dnajax's re-check of that name does:
+  the GC window is min(window, sequence length), as in sequence.gc_windows (DNA Chisel passes any sequence shorter
+  than its window); homopolymers are runs of any base, sites patterns on either strand, repeats k-mers counted with
+  their reverse complements, splice sites patterns on the coding strand."""
   import dnachisel as dc
   from Bio.Data import CodonTable
 
   table_name = CodonTable.unambiguous_dna_by_id[code].names[0]  # DNA Chisel takes Biopython's table names
-  specs = [dc.EnforceTranslation(genetic_table=table_name, translation=protein + "*")]
+  checks = {"translation": [dc.EnforceTranslation(genetic_table=table_name, translation=protein + "*")]}
   if c.gc_min > 0 or c.gc_max < 1:
-    specs.append(dc.EnforceGCContent(mini=c.gc_min, maxi=c.gc_max, window=c.gc_window))
-  for site in c.avoid_sites:
-    specs.append(dc.AvoidPattern(f"{site}_site"))
+    window = min(c.gc_window, 3 * (len(protein) + 1))
+    checks["gc"] = [dc.EnforceGCContent(mini=c.gc_min, maxi=c.gc_max, window=window)]
+  if c.avoid_sites:
+    checks["restriction_site"] = [dc.AvoidPattern(f"{site}_site") for site in c.avoid_sites]
   if c.max_homopolymer:
-    specs += [dc.AvoidPattern(f"{c.max_homopolymer + 1}x{b}") for b in "ACGT"]
+    checks["homopolymer"] = [dc.AvoidPattern(f"{c.max_homopolymer + 1}x{b}") for b in "ACGT"]
   if c.avoid_repeats:
-    specs.append(dc.UniquifyAllKmers(c.avoid_repeats, include_reverse_complement=True))
+    checks["repeats"] = [dc.UniquifyAllKmers(c.avoid_repeats, include_reverse_complement=True)]
   if c.avoid_splice_sites:
-    specs += [dc.AvoidPattern(p, strand=1) for p in sequence.SPLICE_PATTERNS.values()]
-  return specs
+    checks["splice_site"] = [dc.AvoidPattern(p, strand=1) for p in sequence.SPLICE_PATTERNS.values()]
+  return checks
+
+
+def chisel_specs(protein: str, c: Constraints, code: int) -> list:
+  """The DNA Chisel constraint specifications of `c` for a coding sequence of `protein` (stop codon included)."""
+  return [spec for specs in chisel_checks(protein, c, code).values() for spec in specs]
 
 
 def feasible_start(protein: str, usage, c: Constraints, code: int, rng: np.random.Generator):
@@ -137,6 +175,26 @@ def improve(engine: Engine, problem, protein: str, usage, rounds: int = 3, strid
   return changes
 
 
+def diversify(engine: Engine, problem, protein: str, usage, avoid, stride: int = 8) -> bool:
+  """Make the single synonymous codon change that the model's estimate (codon_scores) loses least by, among those
+  that keep every constraint and give a sequence not in `avoid`; False (sequence unchanged) when none does."""
+  aa = protein + "*"
+  seq = problem.sequence
+  candidates = []
+  for offset in range(stride):
+    js = [j for j in range(offset, len(aa), stride) if len(usage[aa[j]]) > 1]
+    if js:
+      for j, by_codon in codon_scores(engine, seq, js, usage, protein).items():
+        current = seq[3 * j:3 * j + 3]
+        candidates += [(by_codon[current] - s, j, codon) for codon, s in by_codon.items() if codon != current]
+  for _, j, codon in sorted(candidates):
+    problem.sequence = seq[:3 * j] + codon + seq[3 * j + 3:]
+    if problem.sequence not in avoid and problem.all_constraints_pass():
+      return True
+  problem.sequence = seq
+  return False
+
+
 # ----------------------------------------------------------------------------------------------- Reporting
 def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
   """The design's report: translation check, CAI, GC (overall and window extremes), homopolymer, repeated k-mers,
@@ -171,48 +229,111 @@ def violations(d: dict, c: Constraints) -> list[str]:
   return v
 
 
+MAX_STARTS = 4  # seeded starts per design before a repeat of an earlier design is changed codon by codon
+
+
 def design_protein(engine: Engine, name: str, protein: str, organism: str, code: int, c: Constraints, n: int,
                    seed: int, rounds: int = 3, pll_unit: str = "codon") -> list[dict]:
-  """`n` designs of one protein (seeded): each a feasible start improved by the model, with its report. Raises
-  Infeasible when no sequence meets the constraints or a design fails dnajax's re-check."""
+  """`n` different designs of one protein (seeded): each a feasible start improved by the model, with its report.
+  A design that repeats an earlier one is redone from up to MAX_STARTS seeded starts, then given the single
+  synonymous change the model loses least by (`diversify`); one that still repeats (no other coding sequence meets
+  the constraints, e.g. "MW" has only its stop codon to vary) is kept with `duplicate_of` naming the earlier design.
+  Raises Infeasible when no sequence meets the constraints or a design fails dnajax's re-check."""
   usage = codons.codon_usage(organism, code)
-  out = []
+  out, seen = [], {}  # seen: sequence -> name of the first design with it
   for k in range(n):
-    rng = np.random.default_rng([seed, k])
-    problem = feasible_start(protein, usage, c, code, rng)
-    changes = improve(engine, problem, protein, usage, rounds)
+    problem, changes = None, 0
+    for t in range(MAX_STARTS if k else 1):
+      rng = np.random.default_rng([seed, k] if t == 0 else [seed, k, t])
+      try:
+        problem = feasible_start(protein, usage, c, code, rng)
+      except Infeasible:
+        if problem is None:
+          raise
+        continue  # another start for a repeat: keep the repeat and try the next seed
+      changes = improve(engine, problem, protein, usage, rounds)
+      if problem.sequence not in seen:
+        break
+    if problem.sequence in seen:
+      changes += diversify(engine, problem, protein, usage, seen)
     seq = problem.sequence
-    lp = engine.pseudo_log_likelihood(tokens.encode(seq), pll_unit)
-    d = {"name": f"{name}_design{k + 1}", "protein": name, "sequence": seq, "length": len(seq),
-         "model_pll": float(lp.sum()), "model_pll_per_base": float(lp.mean()), "pll_unit": pll_unit,
-         "codon_changes_by_model": changes,
-         **describe(seq, protein, usage, c, code)}
+    pll = metrics.pll_totals(engine.pseudo_log_likelihood(tokens.encode(seq), pll_unit))
+    d = {"name": f"{name}_design{k + 1}", "protein": name, "protein_sequence": protein, "sequence": seq,
+         "length": len(seq), "model_pll": pll["pll"], "model_pll_per_base": pll["pll_per_base"],
+         "pll_unit": pll_unit, "codon_changes_by_model": changes,
+         **describe(seq, protein, usage, c, code), "duplicate_of": seen.get(seq, "")}
     d["violations"] = violations(d, c)
     if d["violations"]:  # DNA Chisel said yes; dnajax's own check disagrees: never emit it silently
       raise Infeasible(f"design {d['name']} fails {', '.join(d['violations'])} after the solver; not written")
+    seen.setdefault(seq, d["name"])
     out.append(d)
   return out
 
 
 # --------------------------------------------------------------------------------------------------- Command
-def read_proteins(protein: str | None, fasta: str | None) -> list[tuple[str, str]]:
-  """[(name, protein)] from --protein or a protein FASTA; UserError for anything else."""
+def unique_names(ids: list[str]) -> list[str]:
+  """One name per input record, in order: its id when no other record has it, else ID_recordN (N its 1-based
+  position; 'protein' stands in for an empty id), extended further in the unlikely case that is taken too."""
+  ids = [i or "protein" for i in ids]
+  counts = collections.Counter(ids)
+  taken = {i for i in ids if counts[i] == 1}
+  out = []
+  for n, i in enumerate(ids, 1):
+    name = i
+    if counts[i] > 1:
+      name = f"{i}_record{n}"
+      while name in taken:
+        name += f"_record{n}"
+    taken.add(name)
+    out.append(name)
+  return out
+
+
+def read_protein_records(path: str) -> list[tuple[str, str]]:
+  """[(record id, letters)] of a protein FASTA (plain or gzip); a file with no '>' at all and only letters (and a
+  trailing '*') is one bare protein sequence, its id the file name without extensions. UserError for text before
+  the first header or a header-less file that is not a sequence."""
+  text = readers.read_text(path)
+  lines = text.split("\n")
+  first = next(i for i, line in enumerate(lines) if line.strip())  # read_text refuses an all-blank file
+  if not lines[first].lstrip().startswith(">"):
+    header = next((i for i, line in enumerate(lines) if line.lstrip().startswith(">")), None)
+    if header is not None:
+      raise UserError(f"{path}: line {first + 1} comes before the first '>' header (line {header + 1}); remove it "
+                      "or give it a header")
+    letters = "".join(text.split())
+    odd = sorted(set(letters.rstrip("*")) - set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"))
+    if odd:
+      raise UserError(f"{path}: neither FASTA (no '>' header) nor a bare protein sequence (characters "
+                      f"{''.join(odd)!r}); give one protein per '>' record")
+    return [(os.path.basename(path).split(".")[0], letters)]
+  records: list[tuple[str, list[str]]] = []
+  for line in lines[first:]:
+    line = line.strip()
+    if line.startswith(">"):
+      words = line[1:].split(None, 1)
+      records.append((words[0] if words else "", []))
+    elif line:
+      records[-1][1].append(line)
+  return [(rid, "".join(parts)) for rid, parts in records]
+
+
+def read_proteins(protein: str | None, fasta: str | None,
+                  allow_nucleotide_letters: bool = False) -> list[ProteinInput]:
+  """The proteins of --protein or a protein FASTA, each with a unique name and its input record; UserError for
+  anything else (naming the file and record)."""
   if bool(protein) == bool(fasta):
     raise UserError("give exactly one of --protein SEQUENCE or --protein-fasta FILE")
   if protein:
-    return [("protein", check_protein("protein", protein))]
-  from Bio import SeqIO
-
-  try:
-    records = list(SeqIO.parse(fasta, "fasta"))
-  except (OSError, ValueError) as e:
-    raise UserError(f"{fasta}: cannot read a protein FASTA ({e}); check the path and format") from None
-  if not records:
-    raise UserError(f"{fasta}: no FASTA records; give one protein per record")
-  return [(r.id or f"protein{i + 1}", check_protein(r.id, str(r.seq))) for i, r in enumerate(records)]
+    return [ProteinInput("protein", check_protein("--protein", protein, allow_nucleotide_letters))]
+  records = read_protein_records(fasta)
+  names = unique_names([rid for rid, _ in records])
+  return [ProteinInput(name, check_protein(f"{fasta} record {i} ({rid or 'no id'})", letters,
+                                           allow_nucleotide_letters), i, rid)
+          for i, (name, (rid, letters)) in enumerate(zip(names, records), 1)]
 
 
-def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int | None, c: Constraints, n: int,
+def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | None, c: Constraints, n: int,
         seed: int, rounds: int = 3, progress: bool = True,
         pll_unit: str = "codon") -> tuple[list[dict], list[tuple[str, str]]]:
   """(designs, [(protein name, why infeasible)]). Model and constraints are checked before any search."""
@@ -220,6 +341,8 @@ def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int 
   codons.check_genetic_code(code)
   if not 0 <= c.gc_min < c.gc_max <= 1 or c.gc_window < 3:
     raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
+  if c.max_homopolymer < 0 or c.avoid_repeats < 0:
+    raise UserError("--max-homopolymer and --avoid-repeats must be 0 (off) or positive")
   if n < 1:
     raise UserError("--n must be at least 1")
   if pll_unit not in SCORING_UNITS:
@@ -227,30 +350,34 @@ def run(workdir: str, proteins: list[tuple[str, str]], organism: str, code: int 
   sequence.check_enzymes(c.avoid_sites)
   engine = Engine.from_workdir(workdir)
   designs, infeasible = [], []
-  for name, protein in tqdm(proteins, desc="design", unit="protein", disable=not progress or len(proteins) < 2):
+  for p in tqdm(proteins, desc="design", unit="protein", disable=not progress or len(proteins) < 2):
     try:
-      designs += design_protein(engine, name, protein, organism, code, c, n, seed, rounds, pll_unit)
+      found = design_protein(engine, p.name, p.sequence, organism, code, c, n, seed, rounds, pll_unit)
     except Infeasible as e:
-      infeasible.append((name, str(e)))
+      infeasible.append((p.name, str(e)))
+      continue
+    designs += [{**d, "record": p.record, "record_id": p.record_id} for d in found]
   return designs, infeasible
 
 
-REPORT_COLUMNS = ("name", "protein", "length", "model_pll", "model_pll_per_base", "pll_unit", "codon_changes_by_model",
-                  "cai", "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
-                  "restriction_sites", "splice_sites", "translation_ok")
+REPORT_COLUMNS = ("name", "protein", "record", "record_id", "length", "model_pll", "model_pll_per_base", "pll_unit",
+                  "codon_changes_by_model", "cai", "gc", "gc_window_min", "gc_window_max", "longest_homopolymer",
+                  "repeated_kmers", "restriction_sites", "splice_sites", "translation_ok", "duplicate_of")
 
 
-def write_outputs(designs: list[dict], proteins: list[tuple[str, str]], output: str | None,
-                  report: str | None) -> str:
-  """The designs FASTA (returned; also written to `output` with the proteins beside it) and the TSV report."""
-  fasta = "".join(f">{d['name']} protein={d['protein']} pll={d['model_pll']:.3f} cai={d['cai']:.3f}\n"
-                  f"{d['sequence']}\n" for d in designs)
+def write_outputs(designs: list[dict], output: str | None, report: str | None) -> str:
+  """The designs FASTA (returned; also written to `output` with each design's own protein beside it, matched by
+  position, never by name) and the TSV report."""
+  def header(d):
+    dup = f" duplicate_of={d['duplicate_of']}" if d["duplicate_of"] else ""
+    return f">{d['name']} protein={d['protein']} record={d['record']} pll={d['model_pll']:.3f} cai={d['cai']:.3f}{dup}"
+
+  fasta = "".join(f"{header(d)}\n{d['sequence']}\n" for d in designs)
   if output:
     writers.atomic_write_text(output, fasta)
-    prot = {name: p for name, p in proteins}
     stem = output[:-len(".fasta")] if output.endswith(".fasta") else output
-    writers.atomic_write_text(stem + ".protein.fasta",
-                              "".join(f">{d['name']}\n{prot[d['protein']]}\n" for d in designs))
+    writers.atomic_write_text(stem + ".protein.fasta", "".join(
+        f">{d['name']} protein={d['protein']} record={d['record']}\n{d['protein_sequence']}\n" for d in designs))
   if report:
     writers.atomic_write_text(report, writers.tsv_table(designs, REPORT_COLUMNS))
   return fasta
@@ -259,18 +386,24 @@ def write_outputs(designs: list[dict], proteins: list[tuple[str, str]], output: 
 def add_arguments(p) -> None:
   p.add_argument("--workdir", required=True, help="a trained run (configs/cds.py trains on coding sequences)")
   p.add_argument("--protein", help="one-letter amino-acid sequence (a trailing * is stripped)")
-  p.add_argument("--protein-fasta", help="protein FASTA, one design set per record")
+  p.add_argument("--protein-fasta", help="protein FASTA, one design set per record (records with the same id get "
+                 "unique names ID_recordN); a file with no '>' header is read as one bare protein sequence")
+  p.add_argument("--allow-nucleotide-letters", action="store_true",
+                 help="design for a protein of 10 or more residues made only of nucleotide letters (A/C/G/T/U/N, "
+                 "IUPAC codes), which is otherwise refused as a nucleotide sequence given in place of a protein")
   p.add_argument("--organism", default="e_coli", help="codon usage: e_coli, s_cerevisiae, h_sapiens, ...")
   p.add_argument("--genetic-code", type=int, help="NCBI table (default: the organism's: 11 bacteria, else 1)")
   p.add_argument("--gc-min", type=float, default=0.0)
   p.add_argument("--gc-max", type=float, default=1.0)
-  p.add_argument("--gc-window", type=int, default=50)
+  p.add_argument("--gc-window", type=int, default=50,
+                 help="GC window in bases; a coding sequence shorter than it is checked as a whole")
   p.add_argument("--avoid-sites", default="", help="restriction enzymes, e.g. BsaI,BsmBI")
   p.add_argument("--max-homopolymer", type=int, default=0, help="longest allowed run of one base (0: no limit)")
   p.add_argument("--avoid-repeats", type=int, default=0, help="no K-mer twice on either strand (0: off)")
   p.add_argument("--avoid-splice-sites", action="store_true",
                  help="no consensus splice donor (GTRAGT) or acceptor (Y11-N-CAG) on the coding strand")
-  p.add_argument("--n", type=int, default=1, help="designs per protein")
+  p.add_argument("--n", type=int, default=1, help="designs per protein, all different where the constraints allow "
+                 "(a design that must repeat another is marked in the report's duplicate_of column)")
   p.add_argument("--seed", type=int, default=0)
   p.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes")
   p.add_argument("--pll-unit", choices=("codon", "base"), default="codon",
@@ -280,15 +413,20 @@ def add_arguments(p) -> None:
 
 
 def main(args, overrides) -> int:
-  proteins = read_proteins(args.protein, args.protein_fasta)
+  proteins = read_proteins(args.protein, args.protein_fasta, args.allow_nucleotide_letters)
   c = Constraints(args.gc_min, args.gc_max, args.gc_window,
                   tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
                   args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites)
   designs, infeasible = run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
                             args.rounds, pll_unit=args.pll_unit)
-  fasta = write_outputs(designs, proteins, args.output, args.report)
+  fasta = write_outputs(designs, args.output, args.report)
   if not args.output:
     sys.stdout.write(fasta)
+  for d in designs:
+    if d["duplicate_of"]:
+      print(f"dnajax: warning: design {d['name']} is identical to {d['duplicate_of']}: no other coding sequence for "
+            f"{d['protein']} meeting the constraints was found ({MAX_STARTS} starts, then every single "
+            "synonymous codon change); marked in the report's duplicate_of column", file=sys.stderr)
   for name, why in infeasible:
     print(f"dnajax: error: protein {name}: infeasible: {why}", file=sys.stderr)
   return 2 if infeasible else 0

@@ -34,6 +34,9 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
 
   Raises UserError for bad files, a bad workdir or step, a mask rate outside (0, 1) or nothing masked."""
   records = readers.read_files(inputs, fmt)  # read first: a bad file fails before any model work
+  if not any(((r.ids >= tokens.A) & (r.ids <= tokens.T)).any() for r in records):
+    raise UserError(f"{', '.join(inputs)}: holds no A/C/G/T base (only N); nothing to evaluate: pass sequence with "
+                    "bases")
   engine = Engine.from_workdir(workdir, step)
   cfg = engine.cfg
   mask_rate = cfg.eval.mask_rate if mask_rate is None else mask_rate
@@ -62,6 +65,9 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
     train = baselines.TrainingBaselines(corpus_lib.Corpus(os.path.dirname(train_index)), mask_rate, engine.seq_len,
                                         seed)
     out["baselines"].update(train.evaluate(inputs_, targets, weights))
+  cds = [r.cds_counts for r in records if r.cds_counts is not None]
+  if cds:  # how the GenBank CDS features behind the coding strata were read (dnajax.data.features.KINDS)
+    out["cds_features"] = {k: sum(c[k] for c in cds) for k in cds[0]}
   out.update(checkpoint_step=engine.step, mask_rate=mask_rate, seed=seed, inputs=list(inputs),
              devices=int(engine.mesh.devices.size), num_sequences=len(records), num_windows=int(len(w.ids)),
              seq_len=engine.seq_len)
@@ -77,4 +83,6 @@ def main(args, overrides) -> int:
     print(f"checkpoint step {r['checkpoint_step']}, mask rate {r['mask_rate']}, seed {r['seed']}, "
           f"{r['num_sequences']} sequences")
     print("\n".join(render.result_text(r)))
+    if "cds_features" in r:
+      print("CDS features: " + ", ".join(f"{k} {v}" for k, v in r["cds_features"].items() if v))
   return 0

@@ -31,7 +31,7 @@ def cache_dir() -> str:
   return os.path.join(os.environ.get("DNAJAX_CACHE") or os.path.expanduser("~/.cache/dnajax"), "entrez")
 
 
-def _request(accession: str, fmt: str, email: str | None) -> str:
+def _request(accession: str, fmt: str, email: str | None) -> bytes:
   base = os.environ.get("DNAJAX_ENTREZ_URL", DEFAULT_URL).rstrip("/") + "/"
   params = {"db": "nuccore", "id": accession, "rettype": RETTYPE[fmt], "retmode": "text",
             "email": email or os.environ.get("NCBI_EMAIL") or "dnajax-user@example.org",
@@ -45,27 +45,32 @@ def _request(accession: str, fmt: str, email: str | None) -> str:
   except (urllib.error.URLError, OSError) as e:
     raise UserError(f"fetch {accession}: cannot reach {base} ({getattr(e, 'reason', e)}); check the network "
                     "or DNAJAX_ENTREZ_URL") from None
-  return data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+  return data if isinstance(data, bytes) else data.encode("utf-8")
 
 
 def fetch_one(accession: str, fmt: str = "fasta", email: str | None = None) -> tuple[str, bool]:
-  """Text of one record, validated as nucleotide data; (text, came_from_cache)."""
+  """Text of one record, validated as nucleotide data; (text, came_from_cache). The answer is read as any user
+  file is (`readers.text_from_bytes`: byte-order marks, UTF-16, gzip, line endings), and the normalised text is
+  what is cached and returned. Raises UserError for a bad accession, a failed request or an answer that is not a
+  `fmt` nucleotide record (nothing is cached then)."""
   if not _ACCESSION.match(accession):
     raise UserError(f"fetch: {accession!r} is not an accession (letters, digits, '_', '.', '-')")
   path = os.path.join(cache_dir(), f"{accession}.{fmt}")
   if os.path.isfile(path):
-    with open(path) as f:
-      return f.read(), True
-  text = _request(accession, fmt, email)
+    return readers.read_text(path), True
+  data = _request(accession, fmt, email)
   # Validate before caching: an error page or an empty answer must not be cached.
   os.makedirs(cache_dir(), exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".tmp-", suffix=".fa" if fmt == "fasta" else ".gb")
-  with os.fdopen(fd, "w") as f:
-    f.write(text)
   try:
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+      text = readers.text_from_bytes(data, tmp)  # as any user file is read; `tmp` stands for the answer
+      f.write(text)
     readers.read_file(tmp, fmt)
-  except UserError as e:
+  except BaseException as e:
     os.remove(tmp)
+    if not isinstance(e, UserError):
+      raise
     raise UserError(f"fetch {accession}: the answer is not a {fmt} nucleotide record ({str(e).split(': ', 1)[-1]})"
                     ) from None
   os.replace(tmp, path)

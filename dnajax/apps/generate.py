@@ -25,6 +25,7 @@ from tqdm import tqdm
 from dnajax.bio import codons, sequence
 from dnajax.data import tokens, writers
 from dnajax.errors import UserError
+from dnajax.evaluation import metrics, render
 from dnajax.evaluation.engine import Engine
 
 MAX_LENGTH = 1_000_000
@@ -93,7 +94,8 @@ def iterative_unmask(probs_fn: Callable[[list[np.ndarray]], list[np.ndarray]], s
 # ------------------------------------------------------------------------------------------ Plausibility
 def plausibility(seq: str, code: int = 11, min_orf: int = 100, shuffles: int = 20, seed: int = 0) -> dict:
   """GC, ORFs (longest, count of at least `min_orf` codons, mean longest of `shuffles` shuffles), stops per
-  100 codons in each forward frame, longest homopolymer."""
+  100 codons in each forward frame, longest homopolymer. A value over nothing (stops in a frame holding no whole
+  codon, GC of an empty sequence, the shuffled mean of no shuffle) is None."""
   found = codons.orfs(seq, code)
   longest = max((n for _, _, n in found), default=0)
   rng = np.random.default_rng(seed)
@@ -101,10 +103,10 @@ def plausibility(seq: str, code: int = 11, min_orf: int = 100, shuffles: int = 2
   for _ in range(shuffles):
     shuffled = "".join(rng.permutation(list(seq)))
     null.append(max((n for _, _, n in codons.orfs(shuffled, code)), default=0))
-  stops = codons.stops_per_100_codons(seq, code)
-  return {"gc": sequence.gc_content(seq),
+  stops = [x if len(seq) - frame >= 3 else None for frame, x in enumerate(codons.stops_per_100_codons(seq, code))]
+  return {"gc": sequence.gc_content(seq) if seq else None,
           "longest_orf_codons": longest, "orfs_at_least_min": sum(n >= min_orf for _, _, n in found),
-          "longest_orf_shuffled_mean": float(np.mean(null)) if null else 0.0,
+          "longest_orf_shuffled_mean": float(np.mean(null)) if null else None,
           "stops_per_100_codons_frame1": stops[0], "stops_per_100_codons_frame2": stops[1],
           "stops_per_100_codons_frame3": stops[2], "longest_homopolymer": sequence.longest_homopolymer(seq)}
 
@@ -117,7 +119,7 @@ def check_request(length: int, prefix: str, n: int, steps: int | None, temperatu
     raise UserError(f"--length {length}: must be between 1 and {MAX_LENGTH:,}")
   ids = tokens.encode(prefix.strip())
   if ((ids < tokens.A) | (ids > tokens.T)).any():
-    raise UserError("--prefix: only the letters A, C, G, T are allowed")
+    raise UserError("--prefix: only the letters A, C, G, T (or U; either case) are allowed")
   if len(ids) > length:
     raise UserError(f"--prefix is {len(ids)} bases, longer than --length {length}")
   if n < 1:
@@ -146,14 +148,17 @@ def run(workdir: str, length: int, prefix: str = "", n: int = 1, temperature: fl
   seqs, _ = iterative_unmask(lambda s: [np.exp(lp) for lp in engine.sequence_log_probs(s)], [start] * n, steps,
                              temperature, np.random.default_rng(seed), order_noise, progress)
   out = []
+  prefix_letters = np.frombuffer(prefix.strip().encode("ascii"), np.uint8)
+  letters = np.concatenate([prefix_letters, np.full(masked, ord("N"), np.uint8)])
   for k, ids in enumerate(seqs):
-    seq = tokens.decode(ids)
-    d = {"name": f"generated{k + 1}", "sequence": seq, "length": length, "prefix_length": len(prefix_ids),
+    seq = tokens.decode(ids)  # the statistics read DNA letters; the FASTA keeps the prefix's case and alphabet (U)
+    written = tokens.fill_letters(letters, np.arange(len(prefix_ids), length), ids[len(prefix_ids):]).decode()
+    d = {"name": f"generated{k + 1}", "sequence": written, "length": length, "prefix_length": len(prefix_ids),
          "checkpoint_step": engine.step, "temperature": temperature, "steps": steps,
          **plausibility(seq, code, min_orf, seed=seed + k)}
     if score:
-      lp = engine.pseudo_log_likelihood(ids)
-      d.update(model_pll=float(lp.sum()), model_pll_per_base=float(lp.mean()))
+      t = metrics.pll_totals(engine.pseudo_log_likelihood(ids))
+      d.update(model_pll=t["pll"], model_pll_per_base=t["pll_per_base"])
     out.append(d)
   return out
 
@@ -164,10 +169,12 @@ REPORT_COLUMNS = ("name", "length", "prefix_length", "model_pll", "model_pll_per
 
 
 def write_outputs(results: list[dict], output: str | None, report: str | None) -> tuple[str, str]:
-  """(FASTA, TSV report) as text; each also written to its path when given."""
-  fasta = "".join(writers.fasta_entry(f"{d['name']} length={d['length']} gc={d['gc']:.3f} "
+  """(FASTA, TSV report) as text; each also written to its path when given. Values over nothing (None) are empty
+  cells."""
+  fasta = "".join(writers.fasta_entry(f"{d['name']} length={d['length']} gc={render.number(d['gc'], '.3f')} "
                                   f"longest_orf={d['longest_orf_codons']}", d["sequence"]) for d in results)
-  tsv = writers.tsv_table(results, [c for c in REPORT_COLUMNS if all(c in d for d in results)])
+  cells = [{k: "" if v is None else v for k, v in d.items()} for d in results]
+  tsv = writers.tsv_table(cells, [c for c in REPORT_COLUMNS if all(c in d for d in results)])
   if output:
     writers.atomic_write_text(output, fasta)
   if report:

@@ -2,6 +2,10 @@
 
 Long sequences are covered by overlapping windows (half a window apart); each position takes its prediction from the
 window in which it sits farthest from an edge. Every '?' is predicted from unmasked context only ('?' are MASK).
+
+The filled FASTA is the input letter for letter except at the '?': soft-masked (lowercase) bases, U and IUPAC codes
+are written back as they were (the records keep their letters: `readers.read_files(..., keep_letters=True)`), and a
+filled base follows its record's conventions (`tokens.fill_letters`: the case of its left neighbour, U in RNA).
 """
 
 from __future__ import annotations
@@ -28,8 +32,9 @@ def add_arguments(p) -> None:
 def predict(workdir: str, input_path: str, output: str | None = None, step: int | None = None,
             fmt: str | None = None) -> tuple[str, str | None]:
   """Writes the TSV (to `output`, or returns it as text) and the filled FASTA beside it: (TSV path or text, FASTA
-  path or None). Raises UserError for a bad input, one without '?', or a bad workdir."""
-  records = readers.read_files([input_path], fmt, allow_query=True)
+  path or None). The FASTA equals the input letter for letter except at the '?' (see the module docstring).
+  Raises UserError for a bad input, one without '?', or a bad workdir."""
+  records = readers.read_files([input_path], fmt, allow_query=True, keep_letters=True)
   queries = [np.flatnonzero(r.ids == tokens.MASK) for r in records]
   if not any(len(q) for q in queries):
     raise UserError(f"{input_path}: no '?' positions to fill; write ? where a base should be predicted")
@@ -39,12 +44,11 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   for r, q, lp in zip(records, queries, logps):
     pq = np.exp(lp[q].astype(np.float64))
     pq /= pq.sum(axis=1, keepdims=True)
-    filled = r.ids.copy()
     best = pq.argmax(axis=1)
-    filled[q] = tokens.BASE_IDS[best]
     for pos, row, k in zip(q, pq, best):
       lines.append(f"{r.name}\t{pos}\t" + "\t".join(f"{x:.8f}" for x in row) + f"\t{tokens.BASES[k]}")
-    fasta.append(writers.fasta_entry(r.name, tokens.decode(filled)))
+    filled = tokens.fill_letters(r.letters, q, tokens.BASE_IDS[best])
+    fasta.append(writers.fasta_entry(r.name, filled.decode("ascii")))
   tsv, fa = "\n".join(lines) + "\n", "".join(fasta)
   if output is None:
     return tsv, None

@@ -130,16 +130,17 @@ def summary_markdown(workdir: str, m: dict[str, list[dict]], images: list[str]) 
     v = render.unflatten(m["val"][-1], "val")
     lines += [f"Validation at step {m['val'][-1]['step']} ({v.get('num_masked', '?')} masked bases):", "",
               "| predictor | masked accuracy | loss (nats/base) |", "|---|---|---|",
-              f"| this model | {render.number(v['masked_accuracy'])} | {render.number(v['loss'])} |"]
+              f"| this model | {render.number(v.get('masked_accuracy'))} | {render.number(v.get('loss'))} |"]
     for row in render.reference_rows(v):
       name = row["name"] + (" (exact)" if row["ceiling"] else "")
       lines.append(f"| {name} | {render.number(row['masked_accuracy'])} | {render.number(row['loss'])} |")
     lines.append("")
     if "fraction_of_bayes" in v:
-      lines += [f"The model reaches {100 * v['fraction_of_bayes']:.1f}% of the Bayes-optimal accuracy (excess loss "
-                f"{v['excess_loss']:.4f} nats/base).", ""]
-    best = max(m["val"], key=lambda r: r.get("val/masked_accuracy") or 0.0)
-    if best is not m["val"][-1]:
+      lines += [f"The model reaches {render.percent(v['fraction_of_bayes'])}% of the Bayes-optimal accuracy (excess "
+                f"loss {render.number(v.get('excess_loss'))} nats/base).", ""]
+    scored = [r for r in m["val"] if render.number(r.get("val/masked_accuracy")) != "-"]  # None: over nothing
+    best = max(scored, key=lambda r: r["val/masked_accuracy"], default=None)
+    if best is not None and best is not m["val"][-1]:
       lines += [f"Best validation accuracy {best['val/masked_accuracy']:.4f} at step {best['step']}.", ""]
   lines += [f"![{os.path.splitext(name)[0]}]({name})" for name in images]
   return "\n".join(lines) + "\n"

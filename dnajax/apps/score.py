@@ -8,12 +8,14 @@ are batched, so a sequence of n bases costs n forward passes of one window (n / 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
 
-from dnajax.data import readers
-from dnajax.evaluation import render
+from dnajax.data import readers, tokens
+from dnajax.errors import UserError
+from dnajax.evaluation import metrics, render
 from dnajax.evaluation.engine import SCORING_UNITS, Engine
 
 
@@ -27,30 +29,41 @@ def add_arguments(p) -> None:
   p.add_argument("--json", action="store_true", help="one JSON object (with per-position log-probabilities)")
 
 
+def _warn(message: str) -> None:
+  print(f"dnajax: warning: {message}", file=sys.stderr)
+
+
 def score(workdir: str, inputs: list[str], unit: str = "base", step: int | None = None, fmt: str | None = None,
-          per_position: bool = False, progress: bool = True) -> dict:
+          per_position: bool = False, progress: bool = True, warn: Callable[[str], None] = _warn) -> dict:
   """{checkpoint_step, unit, sequences: [{name, length, scored_bases, pll, pll_per_base[, log_probs]}]} in input
-  order; PLL in nats. Raises UserError for bad files, a bad unit or a bad workdir."""
+  order; PLL in nats. A record with no A/C/G/T base has pll and pll_per_base None (a sum over nothing is not a
+  likelihood) and is named by `warn` (one line). Raises UserError for bad files, a bad unit or a bad workdir, and
+  when no record has a base to score."""
   records = readers.read_files(inputs, fmt)  # a bad file fails before any model work
+  if not any(((r.ids >= tokens.A) & (r.ids <= tokens.T)).any() for r in records):
+    raise UserError(f"{', '.join(inputs)}: no record has an A/C/G/T base to score (only N); nothing to measure, "
+                    "pass sequences with A/C/G/T bases")
   engine = Engine.from_workdir(workdir, step)
-  results = []
+  results, empty = [], []
   for r in tqdm(records, desc="score", unit="seq", disable=not progress or len(records) < 2):
     lp = engine.pseudo_log_likelihood(r.ids, unit)
-    scored = ~np.isnan(lp)
-    total = float(lp[scored].sum())
-    item = {"name": r.name, "length": int(len(r.ids)), "scored_bases": int(scored.sum()), "pll": total,
-            "pll_per_base": total / max(int(scored.sum()), 1)}
+    item = {"name": r.name, "length": int(len(r.ids)), **metrics.pll_totals(lp)}
+    if not item["scored_bases"]:
+      empty.append(r)
     if per_position:
       item["log_probs"] = [None if np.isnan(x) else float(x) for x in lp]
     results.append(item)
+  for r in empty:  # after the progress bar, one line each
+    warn(f"record {r.name!r} in {r.source}: no A/C/G/T base to score; its pll and pll_per_base are left empty")
   return {"checkpoint_step": engine.step, "unit": unit, "sequences": results}
 
 
 def format_tsv(r: dict) -> str:
-  """One line per sequence: name, length, scored_bases, pll, pll_per_base."""
+  """One line per sequence: name, length, scored_bases, pll, pll_per_base (empty where nothing was scored)."""
   lines = ["name\tlength\tscored_bases\tpll\tpll_per_base"]
   for s in r["sequences"]:
-    lines.append(f"{s['name']}\t{s['length']}\t{s['scored_bases']}\t{s['pll']:.4f}\t{s['pll_per_base']:.5f}")
+    lines.append(f"{s['name']}\t{s['length']}\t{s['scored_bases']}\t{render.number(s['pll'], '.4f', '')}\t"
+                 f"{render.number(s['pll_per_base'], '.5f', '')}")
   return "\n".join(lines) + "\n"
 
 

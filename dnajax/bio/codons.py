@@ -15,6 +15,12 @@ ORGANISMS = {"e_coli": ("e_coli_316407", 11), "b_subtilis": ("b_subtilis_1423", 
              "m_musculus": ("m_musculus_10090", 1), "d_melanogaster": ("d_melanogaster_7227", 1),
              "c_elegans": ("c_elegans_6239", 1), "g_gallus": ("g_gallus_9031", 1)}
 PROTEIN_LETTERS = set("ACDEFGHIKLMNPQRSTVWY")
+NUCLEOTIDE_LETTERS = set("ACGTUN")  # N: any base (Asn in a protein)
+IUPAC_AMBIGUITY_LETTERS = set("RYSWKMBDHV")
+# A protein this long made of nucleotide letters only is taken for a nucleotide sequence: Ala, Cys, Gly, Thr and Asn
+# are about a quarter of the residues of natural proteins, so 10 of them in a row happen about once in a million
+# (0.26 ** 10 = 1.4e-6); shorter peptides such as GATTACA (7) stay proteins.
+MIN_NUCLEOTIDE_LIKE_LENGTH = 10
 
 
 def check_genetic_code(code: int) -> int:
@@ -31,6 +37,17 @@ def check_organism(organism: str) -> str:
   if organism not in ORGANISMS:
     raise UserError(f"--organism {organism}: unknown; use one of {', '.join(ORGANISMS)}")
   return organism
+
+
+def looks_like_nucleotides(letters: str) -> bool:
+  """True when upper-case `letters` given as a protein are more likely a nucleotide sequence: at least
+  MIN_NUCLEOTIDE_LIKE_LENGTH letters, every one a nucleotide code (A/C/G/T/U, N or an IUPAC ambiguity code such as
+  R or Y) and at least 90% of them A/C/G/T/U/N. A coding sequence read as a protein would otherwise be designed as
+  Ala-Thr-Gly...; a real protein of 10 or more residues like that is about a one-in-a-million case."""
+  n = len(letters)
+  if n < MIN_NUCLEOTIDE_LIKE_LENGTH or set(letters) - NUCLEOTIDE_LETTERS - IUPAC_AMBIGUITY_LETTERS:
+    return False
+  return sum(ch in NUCLEOTIDE_LETTERS for ch in letters) >= 0.9 * n
 
 
 def stop_codons(code: int) -> set[str]:

@@ -1,5 +1,9 @@
 """Statistics of DNA sequences given as strings of A/C/G/T: GC content (overall and in sliding windows),
-homopolymers, repeated k-mers on both strands, restriction sites (Bio.Restriction) and consensus splice sites."""
+homopolymers, repeated k-mers on both strands, restriction sites (Bio.Restriction names) and consensus splice sites.
+
+Each statistic counts what DNA Chisel's matching specification counts (`dnajax design` solves with DNA Chisel and
+re-checks with these): windows as long as the sequence when the window is longer, sites as patterns on either
+strand anywhere in a linear sequence, k-mers and their reverse complements as one."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from dnajax.errors import UserError
 # acceptor at its 3' end (a polypyrimidine tract, any base, then CAG|exon). Consensus matches, not a splice predictor
 # (the consensus as in Shapiro and Senapathy 1987, Nucleic Acids Res 15:7155).
 SPLICE_PATTERNS = {"donor": "GTRAGT", "acceptor": "YYYYYYYYYYYNCAG"}
-_IUPAC_REGEX = {"R": "[AG]", "Y": "[CT]", "N": "[ACGT]"}
+_IUPAC_REGEX = {"A": "A", "C": "C", "G": "G", "T": "T", "R": "[AG]", "Y": "[CT]", "S": "[CG]", "W": "[AT]",
+                "K": "[GT]", "M": "[AC]", "B": "[CGT]", "D": "[AGT]", "H": "[ACT]", "V": "[ACG]", "N": "[ACGT]"}
 DEFAULT_SITES = ("BsaI", "BsmBI", "EcoRI", "BamHI", "XhoI", "NotI")
 
 
@@ -23,7 +28,8 @@ def gc_content(seq: str) -> float:
 
 
 def gc_windows(seq: str, window: int) -> tuple[float, float]:
-  """(lowest, highest) GC fraction over all windows of `window` bases; the whole sequence when it is shorter."""
+  """(lowest, highest) GC fraction over all windows of `window` bases; the whole sequence when it is shorter (the
+  window is min(window, len(seq)): `dnajax design` gives DNA Chisel the same window)."""
   gc = np.array([b in "GC" for b in seq], float)
   if len(seq) <= window:
     return float(gc.mean()), float(gc.mean())
@@ -62,19 +68,31 @@ def check_enzymes(names: tuple[str, ...]) -> tuple[str, ...]:
   return names
 
 
+def iupac_regex(pattern: str) -> str:
+  """A regular expression matching the IUPAC nucleotide `pattern` (R, Y, N, ... as character classes)."""
+  return "".join(_IUPAC_REGEX[ch] for ch in pattern.upper())
+
+
 def restriction_sites(seq: str, enzymes: tuple[str, ...] = ()) -> list[str]:
-  """Names of the enzymes (default: a common cloning set) with a site in the linear sequence, sorted."""
+  """Names of the enzymes (default: a common cloning set) whose recognition site (Bio.Restriction's, IUPAC codes
+  expanded) occurs in the linear sequence on either strand, sorted. Matched as patterns, as DNA Chisel's
+  AvoidPattern('NAME_site') matches them: Bio.Restriction's own search reports cuts and drops a site whose cut
+  falls outside a linear sequence (BsaI's GGTCTC(1/5) at the 3' end), a site a synthesis check must still see."""
   from Bio import Restriction
   from Bio.Seq import Seq
 
-  batch = Restriction.RestrictionBatch(list(enzymes) or list(DEFAULT_SITES))
-  return sorted(str(e) for e, hits in batch.search(Seq(seq), linear=True).items() if hits)
+  rc = str(Seq(seq).reverse_complement())
+  found = set()
+  for name in enzymes or DEFAULT_SITES:
+    regex = re.compile(f"(?={iupac_regex(getattr(Restriction, name).site)})")
+    if regex.search(seq) or regex.search(rc):
+      found.add(name)
+  return sorted(found)
 
 
 def splice_sites(seq: str) -> list[str]:
   """'donor@i' / 'acceptor@i' for every consensus match on the coding strand (overlapping matches included)."""
   out = []
   for kind, pattern in SPLICE_PATTERNS.items():
-    regex = "".join(_IUPAC_REGEX.get(ch, ch) for ch in pattern)
-    out += [f"{kind}@{m.start()}" for m in re.finditer(f"(?={regex})", seq)]
+    out += [f"{kind}@{m.start()}" for m in re.finditer(f"(?={iupac_regex(pattern)})", seq)]
   return out

@@ -6,10 +6,12 @@ where it applies, the record and position. Nothing here writes anything.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import gzip
 import io
 import os
+import re
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -79,29 +81,112 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
   return out
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+# Byte-order marks of the Unicode encodings other than UTF-8 (UTF-32 first: its little-endian mark begins with
+# UTF-16's), with the codec that decodes the text after the mark.
+_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32LE"), (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32BE"),
+              (b"\xff\xfe", "utf-16-le", "UTF-16LE"), (b"\xfe\xff", "utf-16-be", "UTF-16BE"))
+# What a non-text file shows in its first bytes, for the error line (only formats whose mark is unambiguous).
+_DECOMPRESS = "decompress it first (dnajax reads plain, gzip and bgzip files)"
+_MAGIC = ((b"BZh", f"it starts like bzip2-compressed data ('BZh'): {_DECOMPRESS}"),
+          (b"\xfd7zXZ\x00", f"it starts like xz-compressed data: {_DECOMPRESS}"),
+          (b"\x28\xb5\x2f\xfd", f"it starts like zstd-compressed data: {_DECOMPRESS}"),
+          (b"PK\x03\x04", "it starts like a zip archive ('PK'): extract the sequence file from it"),
+          (b"\x89HDF", "it starts like an HDF5 file: pass a FASTA or GenBank text file"),
+          (b"%PDF", "it starts like a PDF document ('%PDF'): pass a FASTA or GenBank text file"))
+TEXT_SAMPLE = 65536  # bytes inspected to decide whether a file is text
+MAX_NON_TEXT_FRACTION = 0.01  # of the sample; fewer stray bytes are kept (as U+FFFD) and judged where they sit
+
+
+def _control_codes(units: np.ndarray) -> np.ndarray:
+  """Positions of control codes (everything below 32 but tab, line feed and carriage return, and DEL)."""
+  return np.flatnonzero(((units < 32) & (units != 9) & (units != 10) & (units != 13)) | (units == 127))
+
+
+def _utf16_half(zeros: bytes, chars: bytes) -> bool:
+  """True when `zeros` are all 0x00 and `chars` are text characters: ASCII text saved as UTF-16."""
+  return len(chars) >= 2 and not any(zeros) and not len(_control_codes(np.frombuffer(chars, np.uint8)))
+
+
+def _refuse_non_text(where: str, raw: bytes, offset: int, n_bad: int, sample: int) -> None:
+  """Raise the one-line error for data that is not text: which byte at which offset, and what the bytes show."""
+  shown = next((what for magic, what in _MAGIC if raw.startswith(magic)), None)
+  even, odd = raw[0:sample:2], raw[1:sample:2]
+  if shown is None and any(_utf16_half(zeros, chars) for zeros, chars in ((even, odd), (odd, even))):
+    shown = ("every second byte is 0x00, as in UTF-16 text without a byte-order mark; save it as UTF-8 or ASCII "
+             "text")
+  shown = shown or "pass a FASTA or GenBank text file"
+  raise UserError(f"{where}: not text: byte 0x{raw[offset]:02x} at offset {offset} is not a text character "
+                  f"({n_bad:,} of the first {sample:,} bytes are not); {shown}")
+
+
+def text_from_bytes(raw: bytes, where: str) -> str:
+  """A file's bytes as text, exactly as `read_text` reads them (`where` names the source in error lines).
+
+  gzip/bgzip data (by magic bytes) is decompressed; a UTF-8 byte-order mark is dropped and UTF-16/UTF-32 text
+  with a byte-order mark is decoded, so such a file reads exactly like the same file saved as plain ASCII; byte-order
+  marks at the start of later lines (files concatenated after saving) are dropped too; other UTF-8 is kept, stray
+  bytes that are not UTF-8 become U+FFFD (rejected later if they sit in a sequence); line endings become '\\n'.
+
+  Raises UserError (one line) for truncated or corrupt gzip data, an empty file, and data that is not text (naming
+  the first byte that is not text and its offset, and what the bytes show where that is unambiguous)."""
+  if raw[:2] == b"\x1f\x8b":
+    try:
+      raw = gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error):
+      raise UserError(f"{where}: gzip data is truncated or corrupt; download the file again") from None
+    where = f"{where} (decompressed)"
+  wide = next(((bom, codec, label) for bom, codec, label in _WIDE_BOMS if raw.startswith(bom)), None)
+  if wide:
+    bom, codec, label = wide
+    try:
+      text = raw[len(bom):].decode(codec)
+    except UnicodeDecodeError as e:
+      raise UserError(f"{where}: starts with a {label} byte-order mark but byte {e.start + len(bom)} is not "
+                      f"{label} ({e.reason}); save the file as UTF-8 or ASCII text") from None
+    units = np.frombuffer(text[:TEXT_SAMPLE].encode("utf-32-le"), dtype=np.uint32)
+    bad = _control_codes(units)
+    if len(bad) and (0 in units[bad] or len(bad) > MAX_NON_TEXT_FRACTION * len(units)):
+      pos = int(bad[0])
+      raise UserError(f"{where}: {label} text (byte-order mark) holding character U+{int(units[pos]):04X} at byte "
+                      f"{len(bom) + len(text[:pos].encode(codec))}, which is not text; pass a FASTA or GenBank "
+                      "text file")
+  else:
+    start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
+    head = raw[start:start + TEXT_SAMPLE]
+    bad = _control_codes(np.frombuffer(head, dtype=np.uint8))
+    first = int(bad[0]) if len(bad) else len(head)
+    n_bad = len(bad)
+    if not head.isascii():
+      try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at the end is fine
+      except UnicodeDecodeError as e:
+        first = min(first, e.start)
+        n_bad += head.decode("utf-8", errors="replace").count("\ufffd")
+    if first < len(head) and (b"\x00" in head or n_bad > MAX_NON_TEXT_FRACTION * len(head)):
+      _refuse_non_text(where, raw, start + first, n_bad, len(head))
+    text = raw[start:].decode("utf-8", errors="replace")
+  if "\r" in text:  # Windows (CRLF) and classic Mac (CR) line endings
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+  if "\ufeff" in text:  # a byte-order mark at the start of the text or of a line (saved files concatenated)
+    text = text.removeprefix("\ufeff").replace("\n\ufeff", "\n")
+  if not text or text.isspace():  # (no stripped copy of a genome-sized text)
+    raise UserError(f"{where}: file is empty; expected FASTA or GenBank records")
+  return text
+
+
 def read_text(path: str) -> str:
-  """Whole file as text (line endings normalised to '\\n'), decompressing gzip/bgzip by magic bytes; unreadable,
-  empty, binary and truncated files are UserErrors. Every reader of a user's text file goes through this."""
+  """Whole file as text (see `text_from_bytes`: gzip/bgzip decompressed, byte-order marks honoured, line endings
+  normalised to '\\n'). Every reader of a user's text file goes through this (and `dnajax fetch` validates its
+  downloads through `text_from_bytes`).
+
+  Raises UserError for unreadable, empty, non-text and truncated files."""
   try:
     with open(path, "rb") as f:
       raw = f.read()
   except OSError as e:
     raise UserError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from None
-  if raw[:2] == b"\x1f\x8b":
-    try:
-      raw = gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error):
-      raise UserError(f"{path}: gzip data is truncated or corrupt; download the file again") from None
-  if not raw.strip():
-    raise UserError(f"{path}: file is empty; expected FASTA or GenBank records")
-  head = raw[:65536]
-  printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
-  if b"\x00" in head or printable < 0.99 * len(head):
-    raise UserError(f"{path}: binary data, not a FASTA or GenBank text file; pass a sequence file")
-  text = raw.decode("ascii", errors="replace")
-  if "\r" in text:  # Windows (CRLF) and classic Mac (CR) line endings
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-  return text
+  return text_from_bytes(raw, path)
 
 
 def _detect_format(path: str, text: str, fmt: str | None) -> str:
@@ -119,8 +204,16 @@ def _detect_format(path: str, text: str, fmt: str | None) -> str:
     return "fasta"
   if first.startswith("LOCUS"):
     return "genbank"
-  raise UserError(f"{path}: cannot tell the format from the extension or the first line; "
-                  "name it .fa/.gb or pass --format fasta|genbank")
+  raise UserError(f"{path}: cannot tell the format: the extension is neither a FASTA nor a GenBank one and the "
+                  f"first line {_first_line(text)} starts with neither '>' (FASTA) nor LOCUS (GenBank); pass a "
+                  "FASTA or GenBank file")
+
+
+def _first_line(text: str, width: int = 40) -> str:
+  """The first non-blank line of `text`, quoted safely for an error line (ASCII escapes, at most `width`
+  characters, '...' when cut)."""
+  line = text.lstrip().split("\n", 1)[0]
+  return ascii(line[:width]) + ("..." if len(line) > width else "")
 
 
 def _fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
@@ -129,8 +222,9 @@ def _fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
   it, blank lines before the first record are allowed."""
   start = len(text) - len(text.lstrip())
   if not text.startswith(">", start):
-    raise UserError(f"{path}: not FASTA (the first non-blank line must start with '>'); "
-                    "pass --format genbank if it is GenBank")
+    hint = ("it starts with LOCUS, as GenBank does: pass --format genbank or name the file .gb"
+            if text.startswith("LOCUS", start) else "a FASTA file starts with a '>' title line")
+    raise UserError(f"{path}: not FASTA: the first non-blank line {_first_line(text)} does not start with '>'; {hint}")
   i, n = start, len(text)
   while i < n:
     eol = text.find("\n", i)
@@ -150,7 +244,9 @@ def _seq_records(path: str, text: str) -> list:
   """Biopython SeqRecords of a GenBank text with their sequence letters checked; parser failures become user
   errors."""
   if not text.lstrip().startswith("LOCUS"):
-    raise UserError(f"{path}: not GenBank (the first line must start with LOCUS); pass --format fasta if it is FASTA")
+    hint = ("it starts with '>', as FASTA does: pass --format fasta or name the file .fa"
+            if text.lstrip().startswith(">") else "a GenBank file starts with a LOCUS line")
+    raise UserError(f"{path}: not GenBank: the first line {_first_line(text)} does not start with LOCUS; {hint}")
   try:
     with warnings.catch_warnings():  # Biopython warns on some malformed input; dnajax says it in one line instead
       warnings.simplefilter("ignore")
@@ -177,78 +273,113 @@ def _parse(path: str, text: str, fmt: str) -> Iterator[tuple[str, str, np.ndarra
   """(record id, sequence letters, codon positions or None) triples, FASTA records one at a time."""
   if fmt == "fasta":
     for k, (name, letters) in enumerate(_fasta_records(path, text)):
-      yield name or f"record{k}", letters, None
+      yield name or f"record{k}", letters, (None, None)
     return
   for k, rec in enumerate(_seq_records(path, text)):
     letters = str(rec.seq)
-    yield rec.id or f"record{k}", letters, features.codon_positions(rec, len(letters))
+    counts = features.new_counts()
+    codon = features.codon_positions(rec, len(letters), counts)
+    yield rec.id or f"record{k}", letters, (codon, counts if codon is not None else None)
 
 
-def normalise(name: str, letters: str, path: str, allow_query: bool = False) -> Record:
-  """Letters -> token ids, soft-mask flags; rejects anything that is not a nucleotide sequence."""
+def _letter_hint(letters: str, pos: int, n_bad: int) -> str:
+  """What the first bad letter of a record shows, for the error line (nothing the letters do not support)."""
+  ch = letters[pos]
+  if ch == "?":
+    return "'?' marks positions to fill and is accepted by predict only"
+  if ch == "\ufffd":
+    return "the file holds bytes that are not UTF-8 text there; fix or remove them"
+  if ch in "-.":
+    return "it is an alignment gap; dnajax reads unaligned sequences: remove the gaps"
+  if ch.isascii() and ch.isalpha():
+    if n_bad > MAX_AMBIGUOUS_FRACTION * len(letters):
+      return (f"{100 * n_bad / len(letters):.0f}% of the record's letters are not nucleotide codes (amino-acid "
+              "letters): is this a protein FASTA? dnajax reads DNA/RNA only")
+    return "IUPAC nucleotide codes are ACGTU and RYSWKMBDHVN; fix or remove the letter"
+  return "a sequence holds IUPAC nucleotide letters only (ACGTU, RYSWKMBDHVN); fix or remove it"
+
+
+def normalise(name: str, letters: str, path: str, allow_query: bool = False, keep_letters: bool = False) -> Record:
+  """Letters -> token ids (uint8[L]) and soft-mask flags (bool[L], lowercase in the file); with `keep_letters`
+  the record also keeps the letters themselves (`Record.letters`, uint8[L] bytes as in the file). '?' becomes MASK
+  only with `allow_query`.
+
+  Raises UserError naming the record and the position of the first letter that is not a nucleotide code, and for
+  an empty record or one with too many ambiguity codes (a protein)."""
   if not letters:
     raise UserError(f"{path}: record {name}: empty sequence; remove the record")
-  raw = np.frombuffer(letters.encode("ascii", errors="replace"), dtype=np.uint8)
+  if not letters.isascii():
+    pos = re.search(r"[^\x00-\x7f]", letters).start()
+    raise UserError(f"{path}: record {name}: position {pos}: character {ascii(letters[pos])} is not an IUPAC "
+                    f"nucleotide code; {_letter_hint(letters, pos, 0)}")
+  raw = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
   ids = tokens.ENCODE_TABLE[raw]
   bad = ids == tokens.INVALID
   if not allow_query:
     bad |= ids == tokens.MASK
   if bad.any():
     pos = int(np.argmax(bad))
-    hint = "'?' marks positions to fill and is accepted by predict only" if letters[pos] == "?" else \
-        "is this a protein FASTA? dnajax reads DNA/RNA only"
+    n_bad = np.count_nonzero(bad & (((raw | 0x20) >= ord("a")) & ((raw | 0x20) <= ord("z"))))
     raise UserError(f"{path}: record {name}: position {pos}: letter {letters[pos]!r} is not an IUPAC nucleotide "
-                    f"code; {hint}")
+                    f"code; {_letter_hint(letters, pos, n_bad)}")
   n_pos = np.flatnonzero(ids == tokens.N)  # ambiguity codes other than N/n (usually few: no full-size temporaries)
   ambiguous_fraction = np.count_nonzero((raw[n_pos] & 0xDF) != ord("N")) / len(ids)
   if ambiguous_fraction > MAX_AMBIGUOUS_FRACTION:
     raise UserError(f"{path}: record {name}: {100 * ambiguous_fraction:.0f}% IUPAC ambiguity codes other than N; "
                     "likely a protein sequence, dnajax reads DNA/RNA only")
   del bad
-  return Record(name=name, ids=ids, soft_masked=raw >= ord("a"), source=path)  # '?' is below 'a': never soft
+  return Record(name=name, ids=ids, soft_masked=raw >= ord("a"), source=path,  # '?' is below 'a': never soft
+                letters=raw if keep_letters else None)
 
 
-def read_file(path: str, fmt: str | None = None, allow_query: bool = False) -> list[Record]:
+def read_file(path: str, fmt: str | None = None, allow_query: bool = False,
+              keep_letters: bool = False) -> list[Record]:
   """The normalised records of one FASTA or GenBank file (format from `fmt`, else the extension, else the first
-  line); '?' allowed only with `allow_query`. Raises UserError (one line naming file, record, position) for
-  anything that is not nucleotide sequence."""
+  line); '?' allowed only with `allow_query`; with `keep_letters` each record keeps its letters as in the file
+  (`Record.letters`, for commands that write them back out). Raises UserError (one line naming file, record,
+  position) for anything that is not nucleotide sequence."""
   text = read_text(path)
   fmt = _detect_format(path, text, fmt)
   records = []
   for name, letters, codon in _parse(path, text, fmt):
-    records.append(normalise(name, letters, path, allow_query))
-    records[-1].codon_position = codon
+    records.append(normalise(name, letters, path, allow_query, keep_letters))
+    records[-1].codon_position, records[-1].cds_counts = codon
   return records
 
 
-def read_files(paths: Sequence[str], fmt: str | None = None, allow_query: bool = False) -> list[Record]:
+def read_files(paths: Sequence[str], fmt: str | None = None, allow_query: bool = False,
+               keep_letters: bool = False) -> list[Record]:
   """`read_file` of every file of `paths` (directories expanded), in order."""
   records: list[Record] = []
   for path in expand_inputs(paths):
-    records.extend(read_file(path, fmt, allow_query))
+    records.extend(read_file(path, fmt, allow_query, keep_letters))
   return records
 
 
 def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple[list[Record], dict]:
-  """Coding sequences, each in frame from its first base: FASTA records as they are (a CDS set), and the CDS
-  features of GenBank records (spliced and on the coding strand; /pseudo features skipped). Sequences whose length
-  is not a multiple of 3 are skipped. Returns (records, counts of what was kept and skipped).
+  """Coding sequences, each in frame from its first base and a multiple of 3 long: FASTA records as they are (a CDS
+  set; records whose length is not a multiple of 3 are skipped), and the usable CDS features of GenBank records
+  (spliced, on the coding strand, /codon_start honoured, a 3'-partial codon trimmed; see `dnajax.data.features`).
+  Returns (records, counts of what was kept and skipped, by kind).
 
   Raises UserError when no coding sequence is left."""
-  records, counts = [], {"kept": 0, "skipped_pseudo": 0, "skipped_not_multiple_of_3": 0}
+  records, counts = [], features.new_counts()
   for path in expand_inputs(paths):
     text = read_text(path)
     if _detect_format(path, text, fmt) == "fasta":
-      pairs = [(name or f"record{k}", letters) for k, (name, letters) in enumerate(_fasta_records(path, text))]
+      for k, (name, letters) in enumerate(_fasta_records(path, text)):
+        kind = "skipped_not_multiple_of_3" if len(letters) % 3 else "kept"
+        counts[kind] += 1
+        if kind == "kept":
+          records.append(normalise(name or f"record{k}", letters, path))
     else:
-      pairs = [pair for rec in _seq_records(path, text) for pair in features.coding_sequences(rec, counts)]
-    for name, letters in pairs:
-      if len(letters) % 3:
-        counts["skipped_not_multiple_of_3"] += 1
-        continue
-      records.append(normalise(name, letters, path))
-  counts["kept"] = len(records)
+      for rec in _seq_records(path, text):
+        records += [normalise(name, letters, path) for name, letters in features.coding_sequences(rec, counts)]
   if not records:
     raise UserError(f"{', '.join(paths)}: no coding sequence (a CDS FASTA, or GenBank CDS features, with a length "
-                    "that is a multiple of 3); check the files")
+                    f"that is a multiple of 3; {_describe_counts(counts)}); check the files")
   return records, counts
+
+
+def _describe_counts(counts: dict) -> str:
+  return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in counts.items() if v) or "no CDS feature"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 
 import numpy as np
@@ -12,6 +13,7 @@ from dnajax.data import readers, synthetic
 from dnajax.errors import UserError
 
 SYNTHETIC_PREFIX = "synthetic:"
+log = logging.getLogger("dnajax")
 
 
 def split_settings(data_cfg, seed: int) -> corpus_lib.SplitSettings:
@@ -60,6 +62,7 @@ def build_corpus(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
   files = readers.expand_inputs(sources)
   if data_cfg.cds:  # coding sequences only, each in frame from its first base: windows start on codon boundaries
     records, counts = readers.read_coding_sequences(files, data_cfg.format or None)
+    log.info("coding sequences: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return corpus_lib.prepare(records, out, settings, sources=files, force=True,
                               extra={"codon_aligned": True, "coding_sequences": counts})
   records = readers.read_files(files, data_cfg.format or None)

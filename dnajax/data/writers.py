@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -13,8 +14,11 @@ def fasta_entry(header: str, seq: str, width: int = 80) -> str:
 
 
 def tsv_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
-  """A header line and one line per row: floats to 4 decimals, lists comma-joined."""
+  """A header line and one line per row: floats to 4 decimals, lists comma-joined, None (a value over nothing) and
+  non-finite floats as empty cells."""
   def cell(x):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+      return ""
     return ",".join(map(str, x)) if isinstance(x, list) else f"{x:.4f}" if isinstance(x, float) else str(x)
 
   return "\n".join(["\t".join(columns)] + ["\t".join(cell(r[c]) for c in columns) for r in rows]) + "\n"

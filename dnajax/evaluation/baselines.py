@@ -33,14 +33,16 @@ def _codes(ids: np.ndarray) -> np.ndarray:
   return np.where((c >= 0) & (c <= 3), c, -1)
 
 
-def _context(codes_L: np.ndarray, left: int, right: int) -> tuple[np.ndarray, np.ndarray]:
-  """(context index, all context bases observed) per position, for `left` and `right` bases around it."""
-  L, pad = len(codes_L), max(left, right, 1)
-  padded = np.concatenate([np.full(pad, -1), codes_L, np.full(pad, -1)])
-  idx = np.zeros(L, np.int64)
-  valid = np.ones(L, bool)
+def _context(codes_WxL: np.ndarray, left: int, right: int) -> tuple[np.ndarray, np.ndarray]:
+  """(context index, all context bases observed) per position of each row, int64[W, L] and bool[W, L], for `left`
+  and `right` bases around it (rows are separate sequences: a context never crosses them)."""
+  W, L = codes_WxL.shape
+  pad = max(left, right, 1)
+  padded = np.pad(codes_WxL, ((0, 0), (pad, pad)), constant_values=-1)
+  idx = np.zeros((W, L), np.int64)
+  valid = np.ones((W, L), bool)
   for j in list(range(-left, 0)) + list(range(1, right + 1)):
-    c = padded[pad + j:pad + j + L]
+    c = padded[:, pad + j:pad + j + L]
     valid &= c >= 0
     idx = idx * 4 + np.maximum(c, 0)
   return idx, valid
@@ -64,7 +66,7 @@ class KmerModel:
     """Count every context of the token-id arrays `seqs` (unobserved bases break contexts)."""
     counts = {p: np.zeros((4 ** (p[0] + p[1]), 4), np.int64) for p in backoff_order(max_k)}
     for ids in seqs:
-      codes = _codes(np.asarray(ids))
+      codes = _codes(np.asarray(ids))[None]
       centre = codes >= 0
       for (a, b), table in counts.items():
         idx, valid = _context(codes, a, b)
@@ -76,26 +78,30 @@ class KmerModel:
     """The same counts with shorter maximal contexts (no refit needed)."""
     return KmerModel(max_k, min_count, {p: t for p, t in self.counts.items() if max(p) <= max_k})
 
-  def predict(self, ids_L: np.ndarray) -> np.ndarray:
-    """p(A, C, G, T) at every position of one input row (MASK/N/PAD are unobserved context), float64[L, 4]."""
-    codes = _codes(np.asarray(ids_L))
-    probs = np.full((len(codes), 4), 0.25)
-    todo = np.ones(len(codes), bool)
+  def predict(self, ids: np.ndarray) -> np.ndarray:
+    """p(A, C, G, T) at every position of input rows (token ids [..., L]; MASK/N/PAD are unobserved context, and
+    each row is its own sequence), float64[..., L, 4]."""
+    ids = np.asarray(ids)
+    codes = _codes(ids.reshape(-1, ids.shape[-1]))
+    probs = np.full(codes.shape + (4,), 0.25)
+    flat_probs = probs.reshape(-1, 4)
+    todo = np.ones(codes.size, bool)
     for a, b in backoff_order(self.max_k):
       if not todo.any():
         break
       idx, valid = _context(codes, a, b)
-      c = self.counts[(a, b)][idx]
-      use = todo & valid & (c.sum(1) >= (self.min_count if a + b else 1))
-      probs[use] = (c[use] + 0.5) / (c[use].sum(1, keepdims=True) + 2.0)
-      todo &= ~use
-    return probs
+      cand = np.flatnonzero(todo & valid.reshape(-1))
+      c = self.counts[(a, b)][idx.reshape(-1)[cand]]
+      use = c.sum(1) >= (self.min_count if a + b else 1)
+      flat_probs[cand[use]] = (c[use] + 0.5) / (c[use].sum(1, keepdims=True) + 2.0)
+      todo[cand[use]] = False
+    return probs.reshape(ids.shape + (4,))
 
   def sums(self, inputs_WxL, targets_WxL, weights_WxL, chunk: int = 256) -> dict:
     """`metrics.masked_sums` of this model's predictions from `inputs_WxL` (MASK/N/PAD unobserved)."""
     total = None
     for a in range(0, len(inputs_WxL), chunk):
-      logp = np.log(np.stack([self.predict(x) for x in inputs_WxL[a:a + chunk]]))
+      logp = np.log(self.predict(inputs_WxL[a:a + chunk]))
       total = metrics.add_sums(total, metrics.masked_sums(logp, targets_WxL[a:a + chunk], weights_WxL[a:a + chunk]))
     return total if total is not None else metrics.masked_sums(np.zeros((0, 4)), np.zeros(0, np.uint8),
                                                                 np.zeros(0, np.float32))

@@ -101,3 +101,15 @@ def summarize(sums: dict) -> dict:
   out["strata"] = {name: summary(float(v["nll"]), float(v["correct"]), float(v["count"]))
                    for name, v in s["strata"].items() if v["count"] > 0}
   return out
+
+
+def pll_totals(logp_L) -> dict:
+  """{scored_bases, pll, pll_per_base} of per-position log-probabilities (NaN where a position was not scored,
+  e.g. N): the sum and the mean over the scored positions, both None when none was scored (a sum or mean over
+  nothing is not a likelihood: it would be 0.0, probability 1, and rank first)."""
+  lp = np.asarray(logp_L, np.float64)
+  scored = lp[~np.isnan(lp)]
+  if not len(scored):
+    return {"scored_bases": 0, "pll": None, "pll_per_base": None}
+  total = float(scored.sum())
+  return {"scored_bases": int(len(scored)), "pll": total, "pll_per_base": total / len(scored)}

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 
 
 def number(x, spec: str = ".4f", missing: str = "-") -> str:
   """`x` formatted with `spec`, or `missing` for None or a non-finite value."""
-  if x is None or (isinstance(x, float) and not math.isfinite(x)):
+  if x is None or (isinstance(x, numbers.Real) and not math.isfinite(x)):  # also NumPy floats
     return missing
   return format(x, spec)
+
+
+def percent(fraction, spec: str = ".1f", missing: str = "-") -> str:
+  """100 x `fraction` formatted with `spec` (no % sign), or `missing` for None or a non-finite value."""
+  return number(None if fraction is None else 100 * fraction, spec, missing)
 
 
 def _finite_or_none(x):
@@ -28,10 +34,11 @@ def _finite_or_none(x):
 
 
 def to_json(obj, indent: int | None = 1) -> str:
-  """Strict JSON (RFC 8259): NaN and infinities become null; numpy scalars become numbers."""
+  """Strict JSON (RFC 8259): NaN and infinities become null; NumPy/JAX scalars and arrays become numbers and lists.
+  Every JSON dnajax prints or writes goes through here."""
   def default(o):
-    if hasattr(o, "item"):
-      return o.item()
+    if hasattr(o, "tolist"):
+      return o.tolist()
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
   return json.dumps(_finite_or_none(json.loads(json.dumps(obj, default=default))), indent=indent, allow_nan=False)
 
@@ -80,9 +87,9 @@ def validation_line(r: dict) -> str:
   for row in reference_rows(r):
     acc, loss = number(row["masked_accuracy"]), number(row["loss"])
     if row["ceiling"]:
-      s += (f" | {row['name']} {acc} ({number(100 * r['fraction_of_bayes'], '.1f')}% of it), Bayes loss {loss}")
+      s += f" | {row['name']} {acc} ({percent(r.get('fraction_of_bayes'))}% of it), Bayes loss {loss}"
     elif row["name"] == "uniform":
-      parts.append(f"uniform {row['masked_accuracy']:g}")
+      parts.append(f"uniform {number(row['masked_accuracy'], 'g')}")
     else:
       parts.append(f"{row['name']} {acc}" + (f" (loss {loss})" if row["detail"] else ""))
   return s + (" | " + ", ".join(parts) if parts else "")
@@ -99,9 +106,9 @@ def result_text(r: dict) -> list[str]:
                  f"n {st['num_masked']}")
   rc = r.get("reverse_complement")
   if rc:
-    lines.append(f"reverse complement: same prediction at {number(100 * rc['agreement'], '.1f')}% of masked bases, "
-                 f"mean total-variation distance {number(rc['mean_tv_distance'])}, accuracy from the reverse strand "
-                 f"{number(rc['masked_accuracy_from_reverse_strand'])}")
+    lines.append(f"reverse complement: same prediction at {percent(rc.get('agreement'))}% of masked bases, "
+                 f"mean total-variation distance {number(rc.get('mean_tv_distance'))}, accuracy from the reverse "
+                 f"strand {number(rc.get('masked_accuracy_from_reverse_strand'))}")
   return lines + reference_text(r)
 
 

@@ -44,6 +44,7 @@ class Validation:
     out["baselines"] = dict(self.baselines)
     if self.bayes:
       out["bayes"] = dict(self.bayes)
-      out["fraction_of_bayes"] = out["masked_accuracy"] / self.bayes["masked_accuracy"]
-      out["excess_loss"] = out["loss"] - self.bayes["loss"]
+      defined = out["num_masked"] > 0 and self.bayes["masked_accuracy"]
+      out["fraction_of_bayes"] = out["masked_accuracy"] / self.bayes["masked_accuracy"] if defined else None
+      out["excess_loss"] = out["loss"] - self.bayes["loss"] if defined else None
     return out

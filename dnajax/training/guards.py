@@ -3,6 +3,7 @@ saved, and SIGTERM/SIGINT turned into a checkpoint and a clean exit."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -78,6 +79,18 @@ class StopRequest:
     if self.signum is None and flags.any():
       self.signum = int(flags[flags > 0][0])
     return bool(flags.any())
+
+
+def check_finite_config(cfg) -> None:
+  """Every number of the config is finite (config.json and the checkpoints' metadata are strict JSON, and no
+  setting means anything at NaN or infinity); UserError naming the first key that is not."""
+  def walk(node, prefix):
+    for k, v in node.items():
+      if isinstance(v, dict):
+        walk(v, f"{prefix}{k}.")
+      elif isinstance(v, float) and not math.isfinite(v):
+        raise UserError(f"--config.{prefix}{k}={v}: not a finite number; pass a finite value")
+  walk(cfg.to_dict(), "")
 
 
 def _existing_ancestor(path: str) -> str:

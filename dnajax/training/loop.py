@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -30,7 +31,7 @@ from dnajax.evaluation import render
 from dnajax.evaluation.engine import Engine
 from dnajax.evaluation.validation import Validation
 from dnajax.model import encoder
-from dnajax.training import guards
+from dnajax.training import guards, optim
 from dnajax.training import writer as writer_lib
 from dnajax.training.program import TrainProgram
 
@@ -83,13 +84,13 @@ def read_window(run: Run, loop: LoopState, window: list) -> None:
         f"training diverged: non-finite loss or gradients at step {bad[0] if bad else first} (window {first}-"
         f"{end_step}); {guards.last_good(run.ckpt)}; lower opt.learning_rate, raise opt.warmup_steps or set "
         "opt.skip_nonfinite=True")
-  count = max(sum(float(v["count"]) for v in vals), 1.0)
-  ce = sum(float(v["mlm_ce_sum"]) for v in vals) / count
+  count = sum(float(v["count"]) for v in vals)  # 0: no masked base in the window; its means are None, not 0
+  ce = sum(float(v["mlm_ce_sum"]) for v in vals) / count if count else None
   now = time.time()
   tps = run.tokens(loop.clock_step, end_step) / max(now - loop.clock_time, 1e-9)
   loop.clock_time, loop.clock_step = now, end_step
-  rec = {"train/mlm_cross_entropy": ce, "train/mlm_perplexity": math.exp(min(ce, 50.0)),
-         "train/masked_accuracy": sum(float(v["correct"]) for v in vals) / count,
+  rec = {"train/mlm_cross_entropy": ce, "train/mlm_perplexity": math.exp(min(ce, 50.0)) if count else None,
+         "train/masked_accuracy": sum(float(v["correct"]) for v in vals) / count if count else None,
          "train/grad_norm": float(vals[-1]["grad_norm"]), "train/learning_rate": float(vals[-1]["lr"]),
          "train/seq_len": run.program.seq_len_at(end_step - 1), "perf/tokens_per_second": tps,
          "perf/host_rss_gib": psutil.Process().memory_info().rss / 2**30}
@@ -100,7 +101,8 @@ def read_window(run: Run, loop: LoopState, window: list) -> None:
   if mem is not None:
     rec["perf/device_memory_gib"] = mem
   run.writer.write(end_step, "train", rec)
-  loop.bar.set_postfix(mlm_ce=f"{ce:.3f}", acc=f"{rec['train/masked_accuracy']:.3f}", tok_s=f"{tps:,.0f}")
+  loop.bar.set_postfix(mlm_ce=render.number(ce, ".3f"), acc=render.number(rec["train/masked_accuracy"], ".3f"),
+                       tok_s=f"{tps:,.0f}")
 
 
 def save(run: Run, state: dict, step: int) -> None:
@@ -160,11 +162,79 @@ def train_steps(run: Run, loop: LoopState, state: dict, start: int, total: int, 
   return state, final, interrupted
 
 
+# What the learning-rate schedule is made of (and, through train.steps, the curriculum's stages).
+SCHEDULE_KEYS = ("train.steps", "opt.learning_rate", "opt.warmup_steps", "opt.end_lr_fraction")
+
+
+def _saved_config(meta: dict | None):
+  try:
+    return config_lib.from_json(json.dumps(meta["config"]))
+  except Exception:  # an old or foreign checkpoint without a readable config
+    return None
+
+
+def _value(cfg, key: str):
+  group, leaf = key.split(".")
+  return cfg[group][leaf]
+
+
+def schedule_change(saved, cfg, step: int) -> str | None:
+  """One line saying how the learning-rate schedule at `step` changes from the `saved` config's to `cfg`'s, or
+  None when every key it is made of (SCHEDULE_KEYS) is the same."""
+  changed = [(k, _value(saved, k), _value(cfg, k)) for k in SCHEDULE_KEYS if _value(saved, k) != _value(cfg, k)]
+  if not changed:
+    return None
+  old, new = (float(optim.schedule(c.opt.learning_rate, c.opt.warmup_steps, c.train.steps, c.opt.end_lr_fraction)(step))
+              for c in (saved, cfg))
+  trend = "rises again" if new > old else "drops" if new < old else "stays"
+  stages = "; the curriculum stages move with train.steps" if cfg.data.curriculum and any(
+      k == "train.steps" for k, _, _ in changed) else ""
+  return (f"resuming at step {step} with {', '.join(f'{k} {a} -> {b}' for k, a, b in changed)} (the checkpoint's "
+          f"config -> this one): the learning-rate schedule now spans {cfg.train.steps} steps and the rate at step "
+          f"{step} {trend} ({old:.3g} -> {new:.3g}){stages}; to keep the old schedule pass "
+          + " ".join(f"--config.{k}={a}" for k, a, _ in changed))
+
+
+def model_differences(saved, cfg) -> list[tuple[str, object, object]]:
+  """[(model key, saved value, this config's value)] where the two model configs differ."""
+  a, b = saved.model.to_dict(), cfg.model.to_dict()
+  return [(k, a.get(k), b[k]) for k in sorted(b) if a.get(k) != b[k]]
+
+
+def resume(program: TrainProgram, ckpt: checkpoint.Checkpointer, step: int, previous=None) -> dict:
+  """The train state of checkpoint `step`; the log says when the learning-rate schedule differs from the one the
+  checkpoint was trained with (its saved config, else `previous`, the workdir's old config.json). Raises UserError
+  naming another model's checkpoint, or a checkpoint that cannot be read."""
+  cfg = program.cfg
+  try:
+    state, meta = program.restore(ckpt, step)
+  except UserError:
+    try:
+      saved = _saved_config(ckpt.restore_meta(step)) or previous
+    except Exception:
+      saved = previous
+    diff = [d for d in model_differences(saved, cfg) if d[0] in checkpoint.SHAPE_KEYS] if saved is not None else []
+    if not diff:  # not a model of other shapes: the checkpoint's own line (unreadable, corrupt) stands
+      raise
+    raise UserError(f"{os.path.join(ckpt.directory, str(step))}: another model's checkpoint ("
+                    f"{', '.join(f'model.{k} {a} there, {b} here' for k, a, b in diff)}); use a new --workdir (or "
+                    "--config.ckpt.dir), or the same model config: "
+                    + " ".join(f"--config.model.{k}={a}" for k, a, _ in diff)) from None
+  log.info("resumed from checkpoint step %d", step)
+  saved = _saved_config(meta) or previous
+  note = schedule_change(saved, cfg, step) if saved is not None else None
+  if note:
+    log.warning("%s", note)
+  return state
+
+
 def prepare_workdir(cfg, workdir: str):
-  """Check the workdir against this config, then build (process 0) or open the corpus and save config.json.
+  """Check the workdir against this config, then build (process 0) or open the corpus and save config.json:
+  (corpus, the config.json found there before it was rewritten, or None).
 
   A bad input leaves no new workdir behind. Raises UserError for a workdir of another model or bad data."""
   config_path = os.path.join(workdir, "config.json")
+  previous = None
   if os.path.isfile(config_path):
     with open(config_path) as f:
       previous = config_lib.from_json(f.read())
@@ -186,7 +256,7 @@ def prepare_workdir(cfg, workdir: str):
     multihost_utils.sync_global_devices("dnajax:corpus")
   if not runtime.is_main():
     corpus = sources.build_corpus(cfg.data, workdir, cfg.train.seed)
-  return corpus
+  return corpus, previous
 
 
 def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: int | None = None) -> dict:
@@ -199,9 +269,10 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   and workdirs, and `guards.TrainingDiverged` for non-finite training.
   """
   t_start = time.time()
+  guards.check_finite_config(cfg)  # config.json and checkpoint metadata are strict JSON
   program = TrainProgram(cfg)  # validates the config before anything is written
   guards.check_resources(cfg, program, workdir)
-  corpus = prepare_workdir(cfg, workdir)
+  corpus, previous = prepare_workdir(cfg, workdir)
   log.info("%s", runtime.describe(program.mesh))
   samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.data.mask_rate, cfg.train.seed,
                                                 cfg.data.max_n_fraction, cfg.data.reverse_complement,
@@ -211,13 +282,12 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
            corpus.index["total_bases"], len(corpus.split("train")), len(corpus.split("val")),
            validation.num_masked,
-           f", Bayes-optimal accuracy {validation.bayes['masked_accuracy']:.4f}" if validation.bayes else "")
+           f", Bayes-optimal accuracy {render.number(validation.bayes['masked_accuracy'])}" if validation.bayes else "")
   ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save,
                                  directory=cfg.ckpt.dir)
   start = ckpt.latest_step()
   if start is not None:
-    state, _ = program.restore(ckpt, start)
-    log.info("resumed from checkpoint step %d", start)
+    state = resume(program, ckpt, start, previous)
   else:
     state, start = program.init(), 0
   log.info("model: %s parameters", f"{encoder.count_params(state['params']):,}")

@@ -86,3 +86,12 @@ def test_generate_input_errors_are_one_line(tiny_run, capsys, argv, needle):
   assert cli.main(["generate", "--workdir", workdir, *argv]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and needle in err
+
+
+def test_generated_sequences_keep_the_prefix_letters(tiny_run, tmp_path):
+  """An RNA or lowercase prefix is written back as given; the generated bases follow its case and alphabet."""
+  out = tmp_path / "g.fa"
+  assert cli.main(["generate", "--workdir", tiny_run[0], "--length", "40", "--prefix", "augc", "--steps", "4",
+                   "--no-score", "--output", str(out)]) == 0
+  seq = "".join(out.read_text().splitlines()[1:])
+  assert seq.startswith("augc") and len(seq) == 40 and set(seq) <= set("acgu")

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from dnajax import cli
 from dnajax.data import tokens
@@ -52,3 +53,30 @@ def test_short_inputs_use_a_smaller_batch_with_the_same_predictions(tiny_run):
   together = engine.log_probs(x)  # batches of 64 (the second padded)
   np.testing.assert_allclose(engine.log_probs(x[65:]), together[65:], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(engine.log_probs(x[:20]), together[:20], rtol=1e-5, atol=1e-5)
+
+
+def test_a_record_with_nothing_to_score_is_empty_and_named(tiny_run, tmp_path, capsys):
+  """All-N: pll and pll_per_base empty (TSV) / null (JSON), one warning naming the record; three bases among N are
+  scored; an input where no record has a base to score is refused in one line."""
+  workdir, _ = tiny_run
+  real = "".join(np.random.default_rng(3).choice(list("ACGT"), 120))
+  fa = tmp_path / "n.fa"
+  fa.write_text(f">real\n{real}\n>all_n\n{'N' * 120}\n>three\n{'N' * 50}ACG{'N' * 50}\n")
+  assert cli.main(["score", "--workdir", workdir, "--input", str(fa)]) == 0
+  out, err = capsys.readouterr()
+  rows = {line.split("\t")[0]: line.split("\t") for line in out.splitlines()[1:]}
+  assert rows["all_n"] == ["all_n", "120", "0", "", ""]
+  assert rows["three"][2] == "3" and float(rows["three"][3]) < 0 and float(rows["three"][4]) < 0
+  assert float(rows["real"][4]) < 0
+  warnings = [line for line in err.splitlines() if "warning" in line]  # the rest is the progress bar
+  assert len(warnings) == 1 and warnings[0].startswith("dnajax: warning: record 'all_n' in ")
+  assert cli.main(["score", "--workdir", workdir, "--input", str(fa), "--unit", "codon", "--json"]) == 0
+  out, err = capsys.readouterr()
+  r = {s["name"]: s for s in json.loads(out, parse_constant=lambda c: pytest.fail(c))["sequences"]}
+  assert r["all_n"]["pll"] is None and r["all_n"]["pll_per_base"] is None and r["all_n"]["scored_bases"] == 0
+  assert set(r["all_n"]["log_probs"]) == {None} and r["three"]["scored_bases"] == 3 and r["three"]["pll"] < 0
+  only_n = tmp_path / "only_n.fa"
+  only_n.write_text(">a\n" + "N" * 4000 + "\n>b\nNNNN\n")
+  assert cli.main(["score", "--workdir", workdir, "--input", str(only_n)]) == 2
+  out, err = capsys.readouterr()
+  assert out == "" and len(err.strip().splitlines()) == 1 and "no record has an A/C/G/T base" in err

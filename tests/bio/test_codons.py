@@ -28,3 +28,12 @@ def test_codon_usage_and_cai():
   best = "".join(max(usage[aa], key=usage[aa].get) for aa in "MKV*")
   assert codons.cai(best, usage) == pytest.approx(1.0)
   assert codons.varying_positions(usage["K"]) == [2] and codons.varying_positions(usage["L"]) == [0, 2]
+
+
+def test_nucleotide_letters_given_as_a_protein():
+  cds = "ATGAAACGCATTAGCACCACCATTACCACCACCATCACCATTACCACAGGTAACGGTGCGGGCTGA"
+  assert codons.looks_like_nucleotides(cds) and codons.looks_like_nucleotides("AUGCCCGGUUAAG")
+  assert codons.looks_like_nucleotides("ACGTACGTRYACGTACGTAC")  # a few IUPAC ambiguity codes
+  assert not codons.looks_like_nucleotides("GATTACA")  # shorter than MIN_NUCLEOTIDE_LIKE_LENGTH: a peptide
+  assert not codons.looks_like_nucleotides("MKTAYIAKQRQISFVKSHFSRQ")
+  assert not codons.looks_like_nucleotides("ACGTACGTRYRYACGTAC")  # 78% plain nucleotide letters: a protein

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dnajax.data import corpus, readers, tokens, windows
+from dnajax.data import corpus, features, readers, tokens, windows
 from dnajax.data import sampler as sampler_lib
 from dnajax.errors import UserError
 
@@ -108,7 +108,7 @@ ORIGIN
   recs, counts = readers.read_coding_sequences([str(gb)])
   assert [tokens.decode(r.ids) for r in recs] == ["ATGAAATAA", "ATGAAATAA"]
   assert [r.name for r in recs] == ["X1:a", "X1:b"]
-  assert counts == {"kept": 2, "skipped_pseudo": 1, "skipped_not_multiple_of_3": 1}
+  assert counts == {**features.new_counts(), "kept": 2, "skipped_pseudo": 1, "skipped_not_multiple_of_3": 1}
   fa = tmp_path / "x.fa"
   fa.write_text(">g1\nATGCCCTGA\n>g2\nATGCC\n")
   recs, counts = readers.read_coding_sequences([str(fa)])

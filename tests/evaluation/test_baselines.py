@@ -49,3 +49,16 @@ def test_baseline_cli(tmp_path, capsys):
   r = json.loads(capsys.readouterr().out)
   b = r["baselines"]  # the baselines part of the one result schema (evaluate, validation, baseline)
   assert b["kmer_of_training_data"]["masked_accuracy"] > 0.3 and b["majority_base_of_training_data"]["base"] == "A"
+
+
+def test_baseline_refuses_inputs_with_nothing_to_measure(tmp_path, capsys):
+  """All N (or nothing masked) is one line and exit 2, not accuracy 0.0 / loss 0.0 or a table of dashes."""
+  rng = np.random.default_rng(2)
+  train = write(tmp_path / "train.fa", "".join(f">r{i}\n{''.join(rng.choice(list('ACGT'), 2000))}\n" for i in range(3)))
+  only_n = write(tmp_path / "only_n.fa", ">n\n" + "N" * 4000 + "\n")
+  few = write(tmp_path / "few.fa", ">f\nACG\n")
+  for inp, needle in ((only_n, "no A/C/G/T base (only N)"), (few, "no A/C/G/T base was masked")):
+    for extra in ([], ["--json"]):
+      assert cli.main(["baseline", "--data", train, "--input", inp, *extra]) == 2
+      out, err = capsys.readouterr()
+      assert out == "" and len(err.strip().splitlines()) == 1 and needle in err, err

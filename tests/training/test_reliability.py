@@ -192,3 +192,60 @@ def test_unwritable_workdir_and_full_disk_and_small_memory(tmp_path, monkeypatch
   with pytest.raises(UserError, match="GiB of host memory"):
     loop.train_and_evaluate(cfg, str(tmp_path / "run"), show_progress=False)
   assert not (tmp_path / "run").exists()
+
+
+def test_resume_with_changed_steps_says_the_schedule_changes(tmp_path, caplog):
+  """A changed train.steps re-spans the learning-rate schedule: the start-up log says so, with both totals."""
+  import logging
+
+  base = [("train.log_every", "2"), ("train.eval_every", "4"), ("ckpt.every", "4"), ("opt.warmup_steps", "2"),
+          ("eval.max_windows", "16")]
+  w = str(tmp_path / "run")
+  loop.train_and_evaluate(config.load("configs/tiny.py", base + [("train.steps", "4")]), w, show_progress=False)
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="dnajax"):
+    loop.train_and_evaluate(config.load("configs/tiny.py", base + [("train.steps", "8")]), w, show_progress=False)
+  notes = [r.getMessage() for r in caplog.records if "schedule" in r.getMessage()]
+  assert len(notes) == 1 and "\n" not in notes[0], caplog.text
+  assert "train.steps 4 -> 8" in notes[0] and "rises again" in notes[0] and "--config.train.steps=4" in notes[0]
+  assert caplog.records[[r.getMessage() for r in caplog.records].index(notes[0])].levelno == logging.WARNING
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="dnajax"):  # the same config again: nothing to say
+    loop.train_and_evaluate(config.load("configs/tiny.py", base + [("train.steps", "8")]), w, show_progress=False)
+  assert "resumed from checkpoint step 8" in caplog.text and "schedule" not in caplog.text
+  assert loop.schedule_change(config.load("configs/tiny.py"), config.load("configs/tiny.py"), 3) is None
+
+
+def test_another_models_checkpoint_is_named_as_such(tiny_run, tmp_path, capsys):
+  """Not 'delete the bad step directory': another model's checkpoint, and what to do."""
+  import shutil
+
+  from dnajax import cli
+  run = tmp_path / "run"  # its checkpoints, without the config.json that would refuse the other model first
+  shutil.copytree(os.path.join(tiny_run[0], "checkpoints"), run / "checkpoints")
+  code = cli.main(["train", "--config", "configs/tiny.py", "--workdir", str(run), "--no-progress",
+                   "--config.model.d_model=64", "--config.eval.max_windows=16"])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1, err
+  assert "another model's checkpoint" in err and "model.d_model 32 there, 64 here" in err
+  assert "--config.model.d_model=32" in err and "new --workdir" in err and "bad step" not in err
+  # The engine (evaluate, score, ...): a config.json that does not match the checkpoints, caught from the shapes
+  # (a partial parameter restore would not notice a missing layer).
+  other = tmp_path / "other"
+  shutil.copytree(tiny_run[0], other, ignore=shutil.ignore_patterns("corpus", "tensorboard"))
+  cfg = json.loads((other / "config.json").read_text())
+  cfg["model"]["num_layers"] = 3
+  (other / "config.json").write_text(json.dumps(cfg))
+  code = cli.main(["evaluate", "--workdir", str(other), "--input", str(_fasta(tmp_path))])
+  err = capsys.readouterr().err.strip()
+  assert code == 2 and len(err.splitlines()) == 1, err
+  assert "checkpoints/60: another model's checkpoint (parameter layer_2/" in err and "absent there" in err
+  assert "num_layers=2" in err and "bad step" not in err
+
+
+def test_non_finite_config_values_are_refused_before_anything_is_written(tmp_path):
+  w = tmp_path / "run"
+  with pytest.raises(UserError, match=r"--config.opt.learning_rate=nan: not a finite number"):
+    loop.train_and_evaluate(config.load("configs/tiny.py", [("opt.learning_rate", "nan")]), str(w),
+                            show_progress=False)
+  assert not w.exists()
