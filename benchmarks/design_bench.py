@@ -26,13 +26,16 @@ import argparse
 import gzip
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
 from dnajax.apps import design
 from dnajax.bio import codons, sequence
-from dnajax.data import features, tokens
+from dnajax.data import features, tokens, writers
+from dnajax.errors import UserError
+from dnajax.evaluation import render
 from dnajax.evaluation.engine import Engine
 
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
@@ -43,17 +46,43 @@ CONSTRAINTS = design.Constraints(gc_min=0.3, gc_max=0.65, gc_window=50, avoid_si
 CODE = 11
 
 
-def held_out_proteins(workdir: str, genbank: str, n: int, seed: int, min_aa: int = 100, max_aa: int = 600):
-  """[(locus tag, protein, natural CDS)] from the run's validation genes; plus the training genes' mean GC."""
+TRAIN_HINT = "dnajax train --config configs/cds.py --workdir WORKDIR --data {genbank}"
+
+
+def corpus_split(workdir: str) -> dict[str, str]:
+  """Segment name -> "train" or "val" of the run's corpus; UserError when the workdir has no readable corpus."""
+  path = os.path.join(workdir, "corpus", "index.json")
+  try:
+    with open(path) as f:
+      return {s["name"]: s["split"] for s in json.load(f)["segments"]}
+  except (OSError, ValueError, KeyError, TypeError) as e:
+    raise UserError(f"{path}: cannot read the run's corpus index ({getattr(e, 'strerror', None) or e}); pass the "
+                    "--workdir of a run trained on GenBank files with configs/cds.py") from None
+
+
+def read_genbank(genbank: str) -> list:
+  """The records of a GenBank file (plain or gzip); UserError when it cannot be read."""
   from Bio import SeqIO
+
+  opener = gzip.open if genbank.endswith(".gz") else open
+  try:
+    with opener(genbank, "rt") as f:
+      records = list(SeqIO.parse(f, "genbank"))
+  except (OSError, ValueError, EOFError, UnicodeDecodeError) as e:
+    raise UserError(f"--genbank {genbank}: cannot read it as GenBank ({getattr(e, 'strerror', None) or e}); give "
+                    "the GenBank file the run was trained on") from None
+  if not records:
+    raise UserError(f"--genbank {genbank}: no GenBank record; give the GenBank file the run was trained on")
+  return records
+
+
+def held_out_proteins(workdir: str, genbank: str, n: int, seed: int, min_aa: int = 100, max_aa: int = 600):
+  """([(locus tag, protein, natural CDS)] from the run's validation genes, the training genes' mean GC, the number
+  of candidates). UserError when the run's corpus holds no training or no usable held-out gene of `genbank`."""
   from Bio.Seq import Seq
 
-  with open(os.path.join(workdir, "corpus", "index.json")) as f:
-    index = json.load(f)
-  split = {s["name"]: s["split"] for s in index["segments"]}
-  opener = gzip.open if genbank.endswith(".gz") else open
-  with opener(genbank, "rt") as f:
-    records = list(SeqIO.parse(f, "genbank"))
+  split = corpus_split(workdir)
+  records = read_genbank(genbank)
   candidates, train_gc = [], []
   for rec in records:
     for feat in rec.features:
@@ -72,6 +101,11 @@ def held_out_proteins(workdir: str, genbank: str, n: int, seed: int, min_aa: int
       if set(protein[:-1]) - codons.PROTEIN_LETTERS:
         continue
       candidates.append((name, "M" + protein[1:-1], cds))  # alternative starts (GTG, TTG) are read as Met
+  if not candidates or not train_gc:
+    what = "none of its genes are" if not candidates and not train_gc else \
+        f"no held-out genes of it ({min_aa}-{max_aa} aa) are" if not candidates else "no training genes of it are"
+    raise UserError(f"--genbank {genbank}: {what} in the corpus of --workdir {workdir}; the benchmark needs a run "
+                    f"trained on this GenBank file: {TRAIN_HINT.format(genbank=genbank)}")
   candidates.sort()
   pick = np.random.default_rng(seed).choice(len(candidates), size=min(n, len(candidates)), replace=False)
   return [candidates[i] for i in sorted(pick)], float(np.mean(train_gc)), len(candidates)
@@ -97,18 +131,13 @@ def identity(a: str, b: str) -> float:
   return 100.0 * sum(a[3 * i:3 * i + 3] == b[3 * i:3 * i + 3] for i in range(codons)) / codons
 
 
-def main():
+def run(args) -> dict:
+  """The benchmark's result: {workdir, checkpoint_step, proteins, candidates, gene_gc, rows}; UserError for a bad
+  workdir, GenBank file or protein count."""
   from tqdm import tqdm
 
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--workdir", required=True, help="a configs/cds.py run on the GenBank file")
-  p.add_argument("--genbank", default=os.path.join(SHARED_DATA, "GCF_000005845.2_ASM584v2_genomic.gbff.gz"))
-  p.add_argument("--proteins", type=int, default=20)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--rounds", type=int, default=3)
-  p.add_argument("--output", help="per-protein results as JSON")
-  args = p.parse_args()
-
+  if args.proteins < 1:
+    raise UserError(f"--proteins {args.proteins}: must be at least 1")
   proteins, gene_gc, n_candidates = held_out_proteins(args.workdir, args.genbank, args.proteins, args.seed)
   engine = Engine.from_workdir(args.workdir)
   usage = codons.codon_usage("e_coli", CODE)
@@ -135,12 +164,33 @@ def main():
       row[m] = {"pll_per_base": pll, "identity": identity(s, natural), "cai": desc["cai"],
                 "gc_dev": abs(desc["gc"] - gene_gc), "violations": violations}
     rows.append(row)
-  result = {"workdir": args.workdir, "checkpoint_step": engine.step, "proteins": len(rows), "candidates": n_candidates,
-            "gene_gc": gene_gc, "rows": rows}
-  if args.output:
-    with open(args.output, "w") as f:
-      json.dump(result, f, indent=1)
-  print(table(result))
+  return {"workdir": args.workdir, "checkpoint_step": engine.step, "proteins": len(rows), "candidates": n_candidates,
+          "gene_gc": gene_gc, "rows": rows}
+
+
+def main(argv: list[str] | None = None) -> int:
+  """The benchmark program: prints the table and writes --output (strict JSON); a bad argument, workdir or GenBank
+  file is one line `design_bench: error: ...` with exit code 2, before any work and with nothing written."""
+  p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+  p.add_argument("--workdir", required=True, help="a configs/cds.py run on the GenBank file")
+  p.add_argument("--genbank", default=os.path.join(SHARED_DATA, "GCF_000005845.2_ASM584v2_genomic.gbff.gz"))
+  p.add_argument("--proteins", type=int, default=20)
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--rounds", type=int, default=3)
+  p.add_argument("--output", help="per-protein results as JSON")
+  args = p.parse_args(argv)
+  try:
+    if args.output is not None:
+      writers.check_outputs([("--output", args.output)], [("--genbank", args.genbank)])
+    result = run(args)
+    text = table(result)
+    if args.output is not None:
+      writers.atomic_write_text(args.output, render.to_json(result) + "\n")
+  except UserError as e:
+    print(f"design_bench: error: {e}", file=sys.stderr)
+    return 2
+  print(text)
+  return 0
 
 
 def table(r: dict) -> str:
@@ -167,4 +217,4 @@ def table(r: dict) -> str:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())

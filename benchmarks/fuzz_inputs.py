@@ -84,12 +84,13 @@ def long_record(mb: int) -> dict:
             "ratio": (peak - idle) / size, "seconds": time.time() - t0}
 
 
-def main():
-  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+  """The benchmark program: runs the three parts named by the arguments and prints their counts."""
+  ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
   ap.add_argument("--cases", type=int, default=10_000)
   ap.add_argument("--cli", type=int, default=40)
   ap.add_argument("--long-mb", type=int, default=50)
-  a = ap.parse_args()
+  a = ap.parse_args(argv)
   t0 = time.time()
   c = in_process(a.cases)
   print(f"in-process: {sum(c.values())} generated files in {time.time() - t0:.0f} s: " +

@@ -121,8 +121,8 @@ def table(result: dict) -> str:
 
 def main(argv: list[str]) -> int:
   argv, overrides = cli.split_overrides(argv)
-  p = argparse.ArgumentParser(description="model quality: train a config on synthetic and real genomes; a table "
-                              "beside the baselines and the Bayes limit")
+  p = argparse.ArgumentParser(description="Model quality: train a config on synthetic data and on a real genome, then "
+                              "print a table beside the baselines and the Bayes limit.")
   p.add_argument("--workdir", required=True, help="runs go to WORKDIR/synthetic and WORKDIR/ecoli (reused if done)")
   p.add_argument("--config", default="configs/cpu.py")
   p.add_argument("--data-dir", help="the shared data directory (default: ../shared/data beside the project)")
@@ -130,12 +130,14 @@ def main(argv: list[str]) -> int:
   p.add_argument("--output", help="write the results as JSON here")
   args = p.parse_args(argv)
   try:
+    if args.output:
+      writers.check_outputs([("--output", args.output)])  # before training, not after
     r = run(args.workdir, args.config, args.data_dir, args.only, overrides=overrides)
+    if args.output:
+      writers.atomic_write_text(args.output, render.to_json(r) + "\n")
   except UserError as e:
     print(f"quality: error: {e}", file=sys.stderr)
     return 2
-  if args.output:
-    writers.atomic_write_text(args.output, render.to_json(r) + "\n")
   print(table(r))
   return 0
 

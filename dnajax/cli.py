@@ -19,6 +19,7 @@ VERBS = {
     "evaluate": "masked accuracy / loss of a checkpoint on FASTA/GenBank files",
     "predict": "fill the '?' positions of a FASTA file",
     "score": "pseudo-log-likelihood of each sequence (each base or codon masked in turn)",
+    "embed": "hidden states of each sequence of a FASTA/CSV/TSV table (mean-pooled or per position) to .npz",
     "design": "coding sequences for a protein: model-scored, under synthesis constraints",
     "generate": "new sequences by iterative, confidence-ordered unmasking; plausibility report",
     "baseline": "the k-mer context and majority-base baselines alone",
@@ -28,8 +29,24 @@ VERBS = {
 
 
 class _Parser(argparse.ArgumentParser):
+  """argparse with one-line errors (UserError): `main` prefixes them with `dnajax: error:`, so the message does not
+  repeat the program's name; it ends with the help to read, the verb's own when there is a verb."""
+
+  _WORDS = (("invalid int value", "not an integer"), ("invalid float value", "not a number"))
+
+  def parse_args(self, args=None, namespace=None):
+    """As argparse's, but unrecognized arguments point at the chosen verb's help (`dnajax train --help`)."""
+    ns, extra = self.parse_known_args(args, namespace)
+    if extra:
+      verb = getattr(ns, "verb", None)
+      raise UserError(f"unrecognized arguments: {' '.join(extra)}; see `{f'dnajax {verb}' if verb else self.prog} "
+                      "--help`")
+    return ns
+
   def error(self, message):  # one line, exit 2 (argparse's default prints the usage too)
-    raise UserError(f"{self.prog}: {message}; see `{self.prog} --help`")
+    for theirs, ours in self._WORDS:
+      message = message.replace(theirs, ours)
+    raise UserError(f"{message}; see `{self.prog} --help`")
 
 
 def _app(verb: str):

@@ -1,6 +1,7 @@
 """Loading Python configs (`get_config() -> ConfigDict`) and applying `--config.a.b=value` overrides.
 
-The config is locked after loading: an unknown key is an error, and so is a value of the wrong type.
+The config is locked after loading: an unknown key is an error, and so is a value of the wrong type or out of its
+range (`check`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import os
 import pkgutil
 from collections.abc import Sequence
@@ -75,7 +77,32 @@ def _parse_value(key: str, text: str, current):
       return json.loads(text)
     return text
   except ValueError:
-    raise UserError(f"--config.{key}={text}: expected a {type(current).__name__}") from None
+    raise UserError(f"--config.{key}={text}: expected {_type_words(current)}, e.g. "
+                    f"--config.{key}={_example(current)}") from None
+
+
+def _example(current) -> str:
+  """`current` written as an override value."""
+  if isinstance(current, bool):
+    return str(current).lower()
+  if isinstance(current, (tuple, list)):
+    return ",".join(map(str, current)) or "a,b"
+  return json.dumps(current) if current is None else str(current)
+
+
+def _type_words(current) -> str:
+  """What a value of the type of `current` is called in an error message ("an integer", "true or false", ...)."""
+  if isinstance(current, bool):
+    return "true or false"
+  if isinstance(current, int):
+    return "an integer"
+  if isinstance(current, float):
+    return "a float"
+  if isinstance(current, (tuple, list)):
+    return "a comma-separated list"
+  if current is None:
+    return "a JSON value"
+  return "a string"
 
 
 def apply_override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
@@ -99,7 +126,76 @@ def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections
   cfg.lock()
   for key, value in overrides:
     apply_override(cfg, key, value)
+  check(cfg)
   return cfg
+
+
+# Ranges of the config values, checked by `check` before anything is written or compiled: (key, allowed, test).
+_COUNT = ("an integer >= 1", lambda v: _is_int(v) and v >= 1)
+_INDEX = ("an integer >= 0", lambda v: _is_int(v) and v >= 0)
+_RATE = ("a number in (0, 1): above 0 and below 1", lambda v: _is_num(v) and 0 < v < 1)
+_RANGES = (
+    *((k, *_COUNT) for k in ("train.steps", "train.global_batch", "train.grad_accum", "train.log_every",
+                             "train.eval_every", "ckpt.every", "ckpt.keep", "eval.batch", "eval.max_windows",
+                             "data.seq_len", "data.min_len", "data.synthetic_bases", "data.synthetic_record_len",
+                             "model.d_model", "model.num_heads", "model.num_layers", "model.d_ff", "model.max_len")),
+    *((k, *_INDEX) for k in ("train.seed", "eval.seed", "opt.warmup_steps")),
+    ("data.n_run", "an integer >= 0 (0: records are not split at runs of N)", _INDEX[1]),
+    ("data.mask_rate", *_RATE),
+    ("eval.mask_rate", *_RATE),
+    ("data.max_n_fraction", "a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
+    ("model.dropout", "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1),
+    ("opt.learning_rate", "a number > 0", lambda v: _is_num(v) and v > 0),
+    ("opt.end_lr_fraction", "a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
+    ("opt.weight_decay", "a number >= 0", lambda v: _is_num(v) and v >= 0),
+    ("opt.clip_norm", "a number >= 0 (0: no clipping)", lambda v: _is_num(v) and v >= 0),
+    ("opt.b1", "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1),
+    ("opt.b2", "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1),
+)
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_MISSING = object()
+
+
+def _get(cfg, key: str):
+  node = cfg
+  for part in key.split("."):
+    if not isinstance(node, (dict, ml_collections.ConfigDict)) or part not in node:
+      return _MISSING
+    node = node[part]
+  return node
+
+
+def check(cfg) -> None:
+  """Every value of `cfg` that has a range is in it: counts are integers >= 1 (train.steps, train.global_batch,
+  eval.batch, data.seq_len, model sizes, ...), mask rates in (0, 1), data.mask_rate_max 0 or in
+  [data.mask_rate, 1), data.max_n_fraction in [0, 1], opt.learning_rate > 0, and every number finite. Called when a
+  config is loaded (`load`: `dnajax train`, `dnajax bench`) and by the training program, before anything is written
+  or compiled. UserError naming the first key out of range and its allowed range. (data.val_fraction is checked
+  where the corpus split is made, `data.corpus.SplitSettings`.)"""
+  def walk(node, prefix):
+    for k, v in node.items():
+      if isinstance(v, (dict, ml_collections.ConfigDict)):
+        walk(v, f"{prefix}{k}.")
+      elif isinstance(v, float) and not math.isfinite(v):
+        raise UserError(f"--config.{prefix}{k}={v}: not a finite number; pass a finite value")
+  walk(cfg, "")
+  for key, allowed, ok in _RANGES:
+    v = _get(cfg, key)
+    if v is not _MISSING and not ok(v):
+      raise UserError(f"--config.{key}={v}: must be {allowed}; pass a value in that range")
+  lo, hi = _get(cfg, "data.mask_rate"), _get(cfg, "data.mask_rate_max")
+  if hi is not _MISSING and lo is not _MISSING and not (_is_num(hi) and (hi == 0 or lo <= hi < 1)):
+    raise UserError(f"--config.data.mask_rate_max={hi}: must be 0 (one rate, data.mask_rate) or in "
+                    f"[data.mask_rate={lo}, 1); pass a value in that range")
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import jax
 
@@ -14,12 +15,29 @@ log = logging.getLogger("dnajax")
 _DETECTED_BY_JAX = ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID")  # JAX configures these itself
 
 
+def _drop_closed_event_loop_reports() -> None:
+  """Orbax's reader threads, when a checkpoint cannot be read, report 'Event loop is closed' as dozens of
+  tracebacks through sys.excepthook, before and after dnajax's one-line error; exactly those are dropped (installed
+  once per process; every other exception still prints)."""
+  previous = sys.excepthook
+  if getattr(previous, "_dnajax", False):
+    return
+
+  def hook(kind, value, tb):
+    if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+      previous(kind, value, tb)
+
+  hook._dnajax = True
+  sys.excepthook = hook
+
+
 def setup_logging(verbose: bool = False) -> None:
   """INFO (or DEBUG) logging as 'HH:MM:SS dnajax: message'; JAX, orbax and absl quietened to warnings."""
   logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                       datefmt="%H:%M:%S")
   for noisy in ("absl", "orbax", "jax._src", "etils"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+  _drop_closed_event_loop_reports()
 
 
 def initialize(coordinator: str | None = None, num_processes: int | None = None,

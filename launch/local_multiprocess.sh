@@ -6,16 +6,31 @@
 # e.g.    launch/local_multiprocess.sh 2 --devices-per-process 4 train --config configs/tiny.py --workdir runs/mp
 # Every process runs the same command; process 0 writes logs and metrics; checkpoints are saved by all together.
 set -euo pipefail
-if [ $# -lt 2 ]; then sed -n '2,7p' "$0" >&2; exit 2; fi
+usage() {  # one line on what is wrong, then the usage lines of this header; exit 2
+  echo "local_multiprocess.sh: $1" >&2
+  sed -n '5,6p' "$0" >&2
+  exit 2
+}
+positive() {  # positive NAME VALUE: VALUE is an integer >= 1 (and a port at most 65535), else usage and exit 2
+  [[ "$2" =~ ^[0-9]{1,9}$ ]] && [ "$((10#$2))" -ge 1 ] || usage "$1 '$2' is not a positive integer"
+  if [ "$1" = "--port" ] && [ "$((10#$2))" -gt 65535 ]; then usage "--port '$2' is above 65535"; fi
+}
+if [ $# -lt 2 ]; then usage "expected a process count N, then a dnajax verb and its arguments"; fi
 n=$1; shift
+positive "the process count N" "$n"
+n=$((10#$n))
 devices=1; port=12355
 while [ $# -gt 0 ]; do
   case "$1" in
-    --devices-per-process) devices=$2; shift 2 ;;
-    --port) port=$2; shift 2 ;;
+    --devices-per-process|--port)
+      [ $# -ge 2 ] || usage "$1 needs a value"
+      positive "$1" "$2"
+      if [ "$1" = "--port" ]; then port=$((10#$2)); else devices=$((10#$2)); fi
+      shift 2 ;;
     *) break ;;
   esac
 done
+[ $# -ge 1 ] || usage "no dnajax verb given after the options"
 verb=$1; shift
 here=$(cd "$(dirname "$0")/.." && pwd)
 # The dnajax to run: $DNAJAX, else the checkout's .venv, else dnajax on PATH.

@@ -42,3 +42,15 @@ def tiny_run(tmp_path_factory):
   cfg = config.load("configs/tiny.py", [("train.steps", "60"), ("train.eval_every", "60"), ("ckpt.every", "30")])
   final = loop.train_and_evaluate(cfg, workdir, show_progress=False)
   return workdir, final
+
+
+def refused(capsys, *argv):
+  """Run the CLI; assert exit code 2 and one line on stderr, nothing on stdout; return that line."""
+  from dnajax import cli
+
+  code = cli.main(list(argv))
+  out, err = capsys.readouterr()
+  lines = err.strip().splitlines()
+  assert code == 2 and len(lines) == 1 and lines[0].startswith("dnajax: error: "), (code, err)
+  assert "Traceback" not in err and not out.strip(), out
+  return lines[0]

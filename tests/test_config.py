@@ -15,7 +15,7 @@ def test_overrides_and_types():
 
 @pytest.mark.parametrize("key,value,needle", [("model.num_layer", "2", "unknown config key"),
                                               ("modl.num_layers", "2", "unknown config group"),
-                                              ("model.num_layers", "two", "expected a int")])
+                                              ("model.num_layers", "two", "expected an integer")])
 def test_bad_overrides(key, value, needle):
   with pytest.raises(UserError, match=needle):
     config.load("configs/default.py", [(key, value)])

@@ -147,6 +147,8 @@ def bench(config_spec: str, overrides: list, steps: int = 10, windows: int = 5, 
   windows, jax: the measurement, input_pipeline_ratio}; written to `output` as JSON when given."""
   if steps < 1 or windows < 1:
     raise UserError("--steps and --windows must be at least 1")
+  if output:
+    writers.check_outputs([("--output", output)])  # before the measurement, not after it
   cfg = config_lib.load(config_spec, overrides)  # validate before spawning workers
   result = {"config": config_spec, "overrides": [f"--config.{k}={v}" for k, v in overrides],
             "command": " ".join(["dnajax"] + sys.argv[1:]), "machine": platform.platform(),

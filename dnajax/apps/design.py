@@ -343,8 +343,8 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
     raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
   if c.max_homopolymer < 0 or c.avoid_repeats < 0:
     raise UserError("--max-homopolymer and --avoid-repeats must be 0 (off) or positive")
-  if n < 1:
-    raise UserError("--n must be at least 1")
+  if n < 1 or seed < 0:
+    raise UserError("--n must be at least 1 and --seed 0 or more")
   if pll_unit not in SCORING_UNITS:
     raise UserError(f"--pll-unit {pll_unit!r}: use codon or base")
   sequence.check_enzymes(c.avoid_sites)
@@ -365,21 +365,28 @@ REPORT_COLUMNS = ("name", "protein", "record", "record_id", "length", "model_pll
                   "repeated_kmers", "restriction_sites", "splice_sites", "translation_ok", "duplicate_of")
 
 
+def output_paths(output: str | None, report: str | None) -> list[tuple[str, str]]:
+  """(label, path) of each file written: the designs FASTA, the proteins beside it (OUTPUT without .fasta, plus
+  .protein.fasta) and the report, for those given."""
+  out = []
+  if output is not None:
+    stem = output[:-len(".fasta")] if output.endswith(".fasta") else output
+    out += [("--output", output), ("the proteins FASTA beside --output", stem + ".protein.fasta")]
+  return out + ([("--report", report)] if report is not None else [])
+
+
 def write_outputs(designs: list[dict], output: str | None, report: str | None) -> str:
   """The designs FASTA (returned; also written to `output` with each design's own protein beside it, matched by
-  position, never by name) and the TSV report."""
+  position, never by name) and the TSV report: all the files or none."""
   def header(d):
     dup = f" duplicate_of={d['duplicate_of']}" if d["duplicate_of"] else ""
     return f">{d['name']} protein={d['protein']} record={d['record']} pll={d['model_pll']:.3f} cai={d['cai']:.3f}{dup}"
 
   fasta = "".join(f"{header(d)}\n{d['sequence']}\n" for d in designs)
-  if output:
-    writers.atomic_write_text(output, fasta)
-    stem = output[:-len(".fasta")] if output.endswith(".fasta") else output
-    writers.atomic_write_text(stem + ".protein.fasta", "".join(
-        f">{d['name']} protein={d['protein']} record={d['record']}\n{d['protein_sequence']}\n" for d in designs))
-  if report:
-    writers.atomic_write_text(report, writers.tsv_table(designs, REPORT_COLUMNS))
+  texts = ([fasta, "".join(f">{d['name']} protein={d['protein']} record={d['record']}\n{d['protein_sequence']}\n"
+                           for d in designs)] if output is not None else [])
+  texts += [writers.tsv_table(designs, REPORT_COLUMNS)] if report is not None else []
+  writers.write_all([(label, path, text) for (label, path), text in zip(output_paths(output, report), texts)])
   return fasta
 
 
@@ -391,21 +398,21 @@ def add_arguments(p) -> None:
   p.add_argument("--allow-nucleotide-letters", action="store_true",
                  help="design for a protein of 10 or more residues made only of nucleotide letters (A/C/G/T/U/N, "
                  "IUPAC codes), which is otherwise refused as a nucleotide sequence given in place of a protein")
-  p.add_argument("--organism", default="e_coli", help="codon usage: e_coli, s_cerevisiae, h_sapiens, ...")
+  p.add_argument("--organism", default="e_coli", help="codon usage: e_coli (default), s_cerevisiae, h_sapiens, ...")
   p.add_argument("--genetic-code", type=int, help="NCBI table (default: the organism's: 11 bacteria, else 1)")
-  p.add_argument("--gc-min", type=float, default=0.0)
-  p.add_argument("--gc-max", type=float, default=1.0)
+  p.add_argument("--gc-min", type=float, default=0.0, help="lowest GC per window, 0-1 (default: 0 = unconstrained)")
+  p.add_argument("--gc-max", type=float, default=1.0, help="highest GC per window, 0-1 (default: 1 = unconstrained)")
   p.add_argument("--gc-window", type=int, default=50,
-                 help="GC window in bases; a coding sequence shorter than it is checked as a whole")
-  p.add_argument("--avoid-sites", default="", help="restriction enzymes, e.g. BsaI,BsmBI")
-  p.add_argument("--max-homopolymer", type=int, default=0, help="longest allowed run of one base (0: no limit)")
-  p.add_argument("--avoid-repeats", type=int, default=0, help="no K-mer twice on either strand (0: off)")
+                 help="GC window in bases; a coding sequence shorter than it is checked as a whole (default: 50)")
+  p.add_argument("--avoid-sites", default="", help="restriction enzymes, e.g. BsaI,BsmBI (default: none)")
+  p.add_argument("--max-homopolymer", type=int, default=0, help="longest run of one base (default: 0 = no limit)")
+  p.add_argument("--avoid-repeats", type=int, default=0, help="no K-mer twice on either strand (default: 0 = off)")
   p.add_argument("--avoid-splice-sites", action="store_true",
                  help="no consensus splice donor (GTRAGT) or acceptor (Y11-N-CAG) on the coding strand")
   p.add_argument("--n", type=int, default=1, help="designs per protein, all different where the constraints allow "
-                 "(a design that must repeat another is marked in the report's duplicate_of column)")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes")
+                 "(a design that must repeat another is marked in the report's duplicate_of column; default: 1)")
+  p.add_argument("--seed", type=int, default=0, help="seed of the starting codons (default: 0)")
+  p.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes (default: 3)")
   p.add_argument("--pll-unit", choices=("codon", "base"), default="codon",
                  help="the reported pseudo-log-likelihood masks each codon (default) or each base in turn")
   p.add_argument("--output", help="designs FASTA (the proteins go to OUTPUT.protein.fasta); default: stdout")
@@ -413,6 +420,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, overrides) -> int:
+  writers.check_outputs(output_paths(args.output, args.report), [("--protein-fasta", args.protein_fasta or "")])
   proteins = read_proteins(args.protein, args.protein_fasta, args.allow_nucleotide_letters)
   c = Constraints(args.gc_min, args.gc_max, args.gc_window,
                   tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
@@ -420,7 +428,7 @@ def main(args, overrides) -> int:
   designs, infeasible = run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
                             args.rounds, pll_unit=args.pll_unit)
   fasta = write_outputs(designs, args.output, args.report)
-  if not args.output:
+  if args.output is None:
     sys.stdout.write(fasta)
   for d in designs:
     if d["duplicate_of"]:

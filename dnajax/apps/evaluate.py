@@ -43,6 +43,8 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   seed = cfg.eval.seed if seed is None else seed
   if not 0.0 < mask_rate < 1.0:
     raise UserError(f"--mask-rate {mask_rate}: must be between 0 and 1")
+  if seed < 0:
+    raise UserError(f"--seed {seed}: must be 0 or more")
   w = windows.tile([r.ids for r in records], [r.soft_masked for r in records], engine.seq_len)
   inputs_, targets, weights = windows.eval_masks(w.ids, mask_rate, seed)
   if weights.sum() == 0:

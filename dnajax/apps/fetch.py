@@ -84,6 +84,7 @@ def fetch(accessions: list[str], output: str, fmt: str = "fasta", email: str | N
     raise UserError(f"--format {fmt}: use fasta or genbank")
   if not accessions:
     raise UserError("fetch: give at least one accession")
+  writers.check_outputs([("--output", output)])  # before any request
   texts, cached = [], 0
   for acc in accessions:
     text, hit = fetch_one(acc, fmt, email)

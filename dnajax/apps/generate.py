@@ -113,10 +113,12 @@ def plausibility(seq: str, code: int = 11, min_orf: int = 100, shuffles: int = 2
 
 # --------------------------------------------------------------------------------------------------- Command
 def check_request(length: int, prefix: str, n: int, steps: int | None, temperature: float,
-                  order_noise: float = ORDER_NOISE) -> np.ndarray:
+                  order_noise: float = ORDER_NOISE, seed: int = 0) -> np.ndarray:
   """The prefix as token ids, after checking every argument (one line each)."""
   if not 1 <= length <= MAX_LENGTH:
     raise UserError(f"--length {length}: must be between 1 and {MAX_LENGTH:,}")
+  if seed < 0:
+    raise UserError(f"--seed {seed}: must be 0 or more")
   ids = tokens.encode(prefix.strip())
   if ((ids < tokens.A) | (ids > tokens.T)).any():
     raise UserError("--prefix: only the letters A, C, G, T (or U; either case) are allowed")
@@ -138,7 +140,7 @@ def run(workdir: str, length: int, prefix: str = "", n: int = 1, temperature: fl
         order_noise: float = ORDER_NOISE, progress: bool = True) -> list[dict]:
   """`n` generated sequences of `length` bases with their plausibility reports (and exact PLL unless `score`
   is False). Raises UserError for bad arguments or a bad workdir."""
-  prefix_ids = check_request(length, prefix, n, steps, temperature, order_noise)
+  prefix_ids = check_request(length, prefix, n, steps, temperature, order_noise, seed)
   codons.check_genetic_code(code)
   engine = Engine.from_workdir(workdir)
   masked = length - len(prefix_ids)
@@ -169,17 +171,20 @@ REPORT_COLUMNS = ("name", "length", "prefix_length", "model_pll", "model_pll_per
 
 
 def write_outputs(results: list[dict], output: str | None, report: str | None) -> tuple[str, str]:
-  """(FASTA, TSV report) as text; each also written to its path when given. Values over nothing (None) are empty
-  cells."""
+  """(FASTA, TSV report) as text; each also written to its path when given (both or neither). Values over nothing
+  (None) are empty cells."""
   fasta = "".join(writers.fasta_entry(f"{d['name']} length={d['length']} gc={render.number(d['gc'], '.3f')} "
                                   f"longest_orf={d['longest_orf_codons']}", d["sequence"]) for d in results)
   cells = [{k: "" if v is None else v for k, v in d.items()} for d in results]
   tsv = writers.tsv_table(cells, [c for c in REPORT_COLUMNS if all(c in d for d in results)])
-  if output:
-    writers.atomic_write_text(output, fasta)
-  if report:
-    writers.atomic_write_text(report, tsv)
+  text = {"--output": fasta, "--report": tsv}
+  writers.write_all([(label, path, text[label]) for label, path in output_paths(output, report)])
   return fasta, tsv
+
+
+def output_paths(output: str | None, report: str | None) -> list[tuple[str, str]]:
+  """(label, path) of the files written: the FASTA (--output) and the report (--report), those given."""
+  return [(label, path) for label, path in (("--output", output), ("--report", report)) if path is not None]
 
 
 def add_arguments(p) -> None:
@@ -200,11 +205,12 @@ def add_arguments(p) -> None:
 
 
 def main(args, overrides) -> int:
+  writers.check_outputs(output_paths(args.output, args.report))  # before the model is loaded
   results = run(args.workdir, args.length, args.prefix, args.n, args.temperature, args.steps, args.seed,
                 args.genetic_code, args.min_orf, score=not args.no_score, order_noise=args.order_noise)
   fasta, tsv = write_outputs(results, args.output, args.report)
-  if not args.output:
+  if args.output is None:
     sys.stdout.write(fasta)
-  if not args.report:
+  if args.report is None:
     sys.stderr.write(tsv)
   return 0

@@ -29,11 +29,23 @@ def add_arguments(p) -> None:
   p.add_argument("--step", type=int)
 
 
+def output_paths(output: str | None) -> list[tuple[str, str]]:
+  """(label, path) of each file `predict` writes for `--output`: the TSV and the filled FASTA beside it (the TSV's
+  path with its extension replaced by .fasta); none without --output (the TSV goes to stdout)."""
+  if output is None:
+    return []
+  return [("--output", output), ("the filled FASTA (--output with its extension replaced by .fasta)",
+                                 os.path.splitext(output)[0] + ".fasta")]
+
+
 def predict(workdir: str, input_path: str, output: str | None = None, step: int | None = None,
             fmt: str | None = None) -> tuple[str, str | None]:
   """Writes the TSV (to `output`, or returns it as text) and the filled FASTA beside it: (TSV path or text, FASTA
   path or None). The FASTA equals the input letter for letter except at the '?' (see the module docstring).
-  Raises UserError for a bad input, one without '?', or a bad workdir."""
+  Raises UserError for a bad input, one without '?', a bad workdir, or an output path that cannot be written (checked
+  before any work; both files are written or neither)."""
+  outputs = output_paths(output)
+  writers.check_outputs(outputs, [("--input", input_path)])
   records = readers.read_files([input_path], fmt, allow_query=True, keep_letters=True)
   queries = [np.flatnonzero(r.ids == tokens.MASK) for r in records]
   if not any(len(q) for q in queries):
@@ -52,10 +64,8 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   tsv, fa = "\n".join(lines) + "\n", "".join(fasta)
   if output is None:
     return tsv, None
-  fasta_path = os.path.splitext(output)[0] + ".fasta"
-  for path, text in ((output, tsv), (fasta_path, fa)):
-    writers.atomic_write_text(path, text)
-  return output, fasta_path
+  writers.write_all([(label, path, text) for (label, path), text in zip(outputs, (tsv, fa))])
+  return output, outputs[1][1]
 
 
 def main(args, overrides) -> int:

@@ -10,19 +10,22 @@ def add_arguments(p) -> None:
   p.add_argument("--input", nargs="+", required=True, help="FASTA/GenBank files or directories (.gz allowed)")
   p.add_argument("--output", required=True, help="corpus directory to write")
   p.add_argument("--format", choices=("fasta", "genbank"), help="input format (default: from the extension)")
-  p.add_argument("--val-fraction", type=float, default=0.1)
+  p.add_argument("--val-fraction", type=float, default=0.1,
+                 help="fraction held out for validation, 0 <= F < 1 (0: no validation split; default: 0.1)")
   p.add_argument("--split", choices=("auto", "records", "blocks"), default="auto",
-                 help="hold out whole records, or a block at the end of each record (auto: records if >= 5)")
-  p.add_argument("--n-run", type=int, default=10, help="split records at runs of at least this many N")
-  p.add_argument("--min-len", type=int, default=64, help="drop segments shorter than this")
-  p.add_argument("--seed", type=int, default=0)
+                 help="hold out whole records, or a block at the end of each record (default auto: records if >= 5)")
+  p.add_argument("--n-run", type=int, default=10,
+                 help="split records at runs of at least this many N (0: never split at N runs; default: 10)")
+  p.add_argument("--min-len", type=int, default=64, help="drop segments shorter than this, >= 1 (default: 64)")
+  p.add_argument("--seed", type=int, default=0, help="seed of the record shuffle of --split records, >= 0 "
+                 "(default: 0)")
   p.add_argument("--force", action="store_true", help="replace a different corpus at --output")
 
 
 def main(args, overrides) -> int:
+  settings = corpus_lib.SplitSettings(args.val_fraction, args.split, args.n_run, args.min_len, args.seed)  # checks
   files = readers.expand_inputs(args.input)
   records = readers.read_files(files, args.format)
-  settings = corpus_lib.SplitSettings(args.val_fraction, args.split, args.n_run, args.min_len, args.seed)
   c = corpus_lib.prepare(records, args.output, settings, sources=files, force=args.force)
   splits = {k: sum(s["length"] for s in c.split(k)) for k in ("train", "val")}
   print(f"prepared {args.output}: {len(c.segments)} segments from {c.index['num_records']} records, "

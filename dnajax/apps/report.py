@@ -3,6 +3,7 @@ as horizontal lines where known, plus a short Markdown summary. Reads only the r
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -15,6 +16,9 @@ from dnajax.evaluation import render
 # 80/10/10 inputs, easier than validation's all-[MASK] NLL over A/C/G/T, so the two are drawn but not compared.
 SERIES = {"loss": ("train/mlm_cross_entropy", "val/loss"),
           "masked_accuracy": ("train/masked_accuracy", "val/masked_accuracy")}
+# metric -> (plot title, y label); each plot is STEM_<metric>.png beside the Markdown
+PLOTS = {"loss": ("Masked cross-entropy", "nats per masked base"),
+         "masked_accuracy": ("Masked-base accuracy", "accuracy")}
 
 
 def add_arguments(p) -> None:
@@ -76,7 +80,7 @@ def reference_lines(val: list[dict], metric: str) -> list[tuple[str, float]]:
   return [(label, v) for label, v in lines if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
-def _plot(path: str, metric: str, title: str, ylabel: str, m: dict[str, list[dict]]) -> None:
+def _plot(metric: str, title: str, ylabel: str, m: dict[str, list[dict]]) -> bytes:
   import matplotlib
 
   matplotlib.use("Agg")
@@ -96,10 +100,10 @@ def _plot(path: str, metric: str, title: str, ylabel: str, m: dict[str, list[dic
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp.png")
-  fig.savefig(tmp)
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
   plt.close(fig)
-  os.replace(tmp, path)
+  return buf.getvalue()
 
 
 def _config_line(workdir: str) -> list[str]:
@@ -146,25 +150,27 @@ def summary_markdown(workdir: str, m: dict[str, list[dict]], images: list[str]) 
   return "\n".join(lines) + "\n"
 
 
+def output_paths(workdir: str, output: str | None) -> list[tuple[str, str]]:
+  """(label, path) of the Markdown (`output`, default WORKDIR/report.md) and the two plots beside it."""
+  md = output if output is not None else os.path.join(workdir, "report.md")
+  label = "--output" if output is not None else "the default --output"
+  stem = os.path.join(os.path.dirname(os.path.abspath(md)), os.path.splitext(os.path.basename(md))[0])
+  return [(label, md)] + [(f"the {metric} plot beside {label}", f"{stem}_{metric}.png") for metric in PLOTS]
+
+
 def report(workdir: str, output: str | None = None) -> tuple[str, list[str]]:
-  """Write the plots beside `output` (default WORKDIR/report.md) and the Markdown; returns their paths.
-  Raises UserError for a workdir without metrics or an output directory that cannot be created."""
+  """Write the plots beside `output` (default WORKDIR/report.md) and the Markdown, all or none; returns their
+  paths. Raises UserError for a workdir without metrics or an output that cannot be written (checked before
+  plotting; never the run's own metrics.jsonl or config.json)."""
   m = read_metrics(workdir)
-  output = output or os.path.join(workdir, "report.md")
-  out_dir = os.path.dirname(os.path.abspath(output))
-  try:
-    os.makedirs(out_dir, exist_ok=True)
-  except OSError as e:
-    raise UserError(f"{out_dir}: cannot create the output directory ({e.strerror}); pass another --output") from None
-  stem = os.path.splitext(os.path.basename(output))[0]
-  images = []
-  for metric, title, ylabel in (("loss", "Masked cross-entropy", "nats per masked base"),
-                                ("masked_accuracy", "Masked-base accuracy", "accuracy")):
-    name = f"{stem}_{metric}.png"
-    _plot(os.path.join(out_dir, name), metric, title, ylabel, m)
-    images.append(name)
-  writers.atomic_write_text(output, summary_markdown(workdir, m, images))
-  return output, [os.path.join(out_dir, n) for n in images]
+  paths = output_paths(workdir, output)
+  writers.check_outputs(paths, [(f"the run's {name}", os.path.join(workdir, name))
+                                for name in ("metrics.jsonl", "config.json")])
+  (_, md), images = paths[0], [path for _, path in paths[1:]]
+  pngs = [_plot(metric, title, ylabel, m) for metric, (title, ylabel) in PLOTS.items()]
+  text = summary_markdown(workdir, m, [os.path.basename(p) for p in images])
+  writers.write_all([(label, path, content) for (label, path), content in zip(paths, [text] + pngs)])
+  return md, images
 
 
 def main(args, overrides) -> int:

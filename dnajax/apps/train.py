@@ -6,6 +6,7 @@ import sys
 
 from dnajax import config as config_lib
 from dnajax import runtime
+from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.training import aot, loop
 
@@ -22,14 +23,28 @@ def add_arguments(p) -> None:
   p.add_argument("--dry-run", action="store_true",
                  help="compile the step for the configured mesh; print parameters, FLOPs, memory; do not train")
   p.add_argument("--stop-at", type=int, metavar="STEP",
-                 help="stop (validated and checkpointed) at this step; the schedule still spans train.steps")
+                 help="stop (validated and checkpointed) at this step, >= 1; the schedule still spans train.steps")
   p.add_argument("--coordinator", help="host:port of process 0 (multi-process runs)")
-  p.add_argument("--num-processes", type=int)
-  p.add_argument("--process-id", type=int)
+  p.add_argument("--num-processes", type=int, help="processes of a multi-process run, >= 1")
+  p.add_argument("--process-id", type=int, help="this process's index, 0 .. --num-processes - 1")
+
+
+def check_arguments(args) -> None:
+  """--stop-at, --num-processes and --process-id in range; UserError (one line) otherwise."""
+  if args.stop_at is not None and args.stop_at < 1:
+    raise UserError(f"--stop-at {args.stop_at}: must be a step >= 1; pass the step to stop at, or leave it out to "
+                    "train for train.steps")
+  if args.num_processes is not None and args.num_processes < 1:
+    raise UserError(f"--num-processes {args.num_processes}: must be an integer >= 1")
+  if args.process_id is not None and (args.process_id < 0 or (args.num_processes is not None
+                                                              and args.process_id >= args.num_processes)):
+    raise UserError(f"--process-id {args.process_id}: must be in 0 .. --num-processes - 1 "
+                    f"({'N' if args.num_processes is None else args.num_processes - 1})")
 
 
 def main(args, overrides) -> int:
-  cfg = config_lib.load(args.config, overrides)
+  check_arguments(args)
+  cfg = config_lib.load(args.config, overrides)  # checks every value's range (config.check)
   if args.data:
     with cfg.data.unlocked():
       cfg.data.sources = tuple(args.data)

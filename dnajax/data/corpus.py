@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -42,12 +43,39 @@ def sha256_file(path: str) -> str:
 @dataclasses.dataclass(frozen=True)
 class SplitSettings:
   """How a corpus is split: validation fraction, mode (auto | records | blocks), N-run length that splits
-  records, shortest kept segment, seed of the record shuffle."""
-  val_fraction: float = 0.2
+  records, shortest kept segment, seed of the record shuffle.
+
+  The one place these are range-checked, for `dnajax prepare` (--val-fraction, --split, --n-run, --min-len,
+  --seed) and training (data.val_fraction, data.split, data.n_run, data.min_len, train.seed): UserError on
+  construction for a value out of range."""
+  val_fraction: float = 0.2  # finite, 0 <= val_fraction < 1 (0: no validation split)
   mode: str = "auto"  # auto | records | blocks
-  n_run: int = 10  # split records at runs of at least this many N
-  min_len: int = 64  # drop segments shorter than this
-  seed: int = 0
+  n_run: int = 10  # split records at runs of at least this many N (0: never split at N runs)
+  min_len: int = 64  # drop segments shorter than this (>= 1)
+  seed: int = 0  # >= 0
+
+  def __post_init__(self):
+    def refuse(what: str, flags: str, value, allowed: str):
+      raise UserError(f"{what} {value} ({flags}): must be {allowed}; pass a value in that range")
+
+    v = self.val_fraction
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v < 1:
+      refuse("validation fraction", "prepare --val-fraction, train --config.data.val_fraction", v,
+             "a finite number with 0 <= fraction < 1 (e.g. 0.1; 0: no validation split)")
+    if self.mode not in ("auto", "records", "blocks"):
+      refuse("split mode", "prepare --split, train --config.data.split", repr(self.mode), "auto, records or blocks")
+    if not _is_int(self.n_run) or self.n_run < 0:
+      refuse("N-run length", "prepare --n-run, train --config.data.n_run", self.n_run,
+             "an integer >= 0 (0: records are not split at runs of N)")
+    if not _is_int(self.min_len) or self.min_len < 1:
+      refuse("minimum segment length", "prepare --min-len, train --config.data.min_len", self.min_len,
+             "an integer >= 1")
+    if not _is_int(self.seed) or self.seed < 0:
+      refuse("split seed", "prepare --seed, train --config.train.seed", self.seed, "an integer >= 0")
+
+
+def _is_int(v) -> bool:
+  return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def split_segments(rec: Record, n_run: int, min_len: int) -> list[tuple[int, int]]:
@@ -105,11 +133,12 @@ def _assign_split(records: list[Record], pieces: list[list[tuple[int, int]]], s:
 
 
 def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, sources: Sequence[str] = (),
-            force: bool = False, extra: dict | None = None) -> Corpus:
+            force: bool = False, extra: dict | None = None, require_val: bool = False) -> Corpus:
   """Write a corpus atomically (into a temporary sibling, then renamed). Returns the loaded corpus.
 
   An existing corpus made from the same content and settings is reused; a different one is refused unless
-  `force`.
+  `force`. A split with no training segment is refused (UserError, nothing written), and so is one with no
+  validation segment when `require_val` (training validates on it).
   """
   source_info = [{"path": os.path.abspath(p), "sha256": sha256_file(p), "bytes": os.path.getsize(p)}
                  for p in sources]
@@ -137,9 +166,18 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
       raise UserError(f"{out_dir}: already holds {what}; choose another --output or pass --force to replace it")
   pieces = [split_segments(r, settings.n_run, settings.min_len) for r in records]
   segments, mode = _assign_split(list(records), pieces, settings)
+  where = ", ".join(sources) or (f"synthetic:{extra['synthetic']}" if (extra or {}).get("synthetic") else "the input")
   if not segments:
-    raise UserError(f"no segment of at least {settings.min_len} bases between N-runs in "
-                    f"{', '.join(sources) or 'the input'}; lower data.min_len or check the input")
+    raise UserError(f"no segment of at least {settings.min_len} bases between N-runs in {where}; lower the minimum "
+                    "length (prepare --min-len, train --config.data.min_len) or check the input")
+  if not any(split == "train" for *_, split in segments):
+    raise UserError(f"{where}: the training split would be empty (validation fraction {settings.val_fraction}, "
+                    f"split by {mode}, segments of at least {settings.min_len} bases); lower the validation fraction "
+                    "(prepare --val-fraction, train --config.data.val_fraction) or the minimum length, or add records")
+  if require_val and not any(split == "val" for *_, split in segments):
+    raise UserError(f"{where}: the validation split would be empty (validation fraction {settings.val_fraction}, "
+                    f"split by {mode}, segments of at least {settings.min_len} bases); raise "
+                    "--config.data.val_fraction above 0 or lower --config.data.min_len")
   parent = os.path.dirname(os.path.abspath(out_dir)) or "."
   os.makedirs(parent, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=".corpus-", dir=parent)

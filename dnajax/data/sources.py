@@ -37,7 +37,17 @@ def synthetic_records(name: str, total_bases: int, record_len: int, seed: int) -
 
 def build_corpus(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
   """Sources -> a corpus: an existing corpus directory is used as is; anything else is prepared into
-  `workdir/corpus` (reused on resume when the sources and settings are unchanged)."""
+  `workdir/corpus` (reused on resume when the sources and settings are unchanged). Raises UserError when the
+  training or the validation split is empty (a new corpus is then not written)."""
+  corpus = _open_or_prepare(data_cfg, workdir, seed)
+  for split, what in (("train", "training"), ("val", "validation")):
+    if not corpus.split(split):
+      raise UserError(f"{corpus.path}: the {what} split is empty; training needs both splits: prepare it again with "
+                      "a validation fraction above 0 and below 1 (--val-fraction) or pass FASTA/GenBank files")
+  return corpus
+
+
+def _open_or_prepare(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
   sources = [s for s in data_cfg.sources if s]
   if not sources:
     raise UserError("data.sources is empty; pass --data FILE or a synthetic:NAME source")
@@ -58,12 +68,13 @@ def build_corpus(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
           dataclasses.asdict(settings):
         return existing
     records = synthetic_records(name, data_cfg.synthetic_bases, data_cfg.synthetic_record_len, seed)
-    return corpus_lib.prepare(records, out, settings, extra=extra, force=True)
+    return corpus_lib.prepare(records, out, settings, extra=extra, force=True, require_val=True)
   files = readers.expand_inputs(sources)
   if data_cfg.cds:  # coding sequences only, each in frame from its first base: windows start on codon boundaries
     records, counts = readers.read_coding_sequences(files, data_cfg.format or None)
     log.info("coding sequences: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-    return corpus_lib.prepare(records, out, settings, sources=files, force=True,
+    return corpus_lib.prepare(records, out, settings, sources=files, force=True, require_val=True,
                               extra={"codon_aligned": True, "coding_sequences": counts})
   records = readers.read_files(files, data_cfg.format or None)
-  return corpus_lib.prepare(records, out, settings, sources=files, force=True)  # reused when unchanged
+  return corpus_lib.prepare(records, out, settings, sources=files, force=True,  # reused when unchanged
+                            require_val=True)

@@ -64,3 +64,43 @@ def eval_masks(ids_WxL: np.ndarray, rate: float, seed: int):
     z = np.zeros_like(ids_WxL)
     return z, z, z.astype(np.float32)
   return tuple(np.stack(x) for x in zip(*rows))
+
+
+def sequence_windows(seqs: Sequence[np.ndarray], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+  """Whole sequences as windows for a per-sequence model: (ids uint8[S, W, L], weights float32[S, W, L]), W the
+  largest number of windows any sequence needs (windows half a window apart; the unused ones all PAD). Each
+  position has weight 1 in exactly one window - the one where it sits farthest from an edge, the first on a tie -
+  so pooling over the weights counts every base once; padding has weight 0."""
+  w = tile(seqs, [np.zeros(len(s), bool) for s in seqs], seq_len, max(1, seq_len // 2))
+  owned = owned_columns(w, [len(s) for s in seqs], seq_len)
+  per = np.bincount(w.seq_index, minlength=len(seqs)) if len(w.ids) else np.zeros(len(seqs), np.int64)
+  W = max(1, int(per.max()) if len(per) else 1)
+  ids = np.full((len(seqs), W, seq_len), tokens.PAD, np.uint8)
+  weights = np.zeros((len(seqs), W, seq_len), np.float32)
+  slot = np.zeros(len(seqs), np.int64)
+  for j in range(len(w.ids)):
+    i = int(w.seq_index[j])
+    ids[i, slot[i]] = w.ids[j]
+    weights[i, slot[i]] = owned[j]
+    slot[i] += 1
+  return ids, weights
+
+
+def owned_columns(w: Windows, lengths: Sequence[int], seq_len: int) -> np.ndarray:
+  """bool[W, L]: the columns of each window that give their positions' values - the window in which a position sits
+  farthest from an edge, the first such window on a tie (the one rule for whole sequences: log-probabilities,
+  hidden states and pooled models alike)."""
+  best = [np.full(n, -1, np.int64) for n in lengths]  # distance to the nearest window edge
+  owner = [np.full(n, -1, np.int64) for n in lengths]
+  for j in range(len(w.ids)):
+    i, start = int(w.seq_index[j]), int(w.start[j])
+    col = np.arange(min(seq_len, lengths[i] - start))
+    edge = np.minimum(col, len(col) - 1 - col)
+    pos = start + col
+    better = edge > best[i][pos]
+    best[i][pos[better]] = edge[better]
+    owner[i][pos[better]] = j
+  owned = np.zeros(w.ids.shape, bool)
+  for i, n in enumerate(lengths):
+    owned[owner[i], np.arange(n) - w.start[owner[i]]] = True
+  return owned

@@ -9,7 +9,9 @@ It serves, batched and padded (the last batch padded, never dropped) and gathere
   * `log_probs`: log p(A, C, G, T) at every position of fixed windows, float32[W, L, 4];
   * `sequence_log_probs`: the same for whole sequences of any length, through overlapping windows;
   * `pseudo_log_likelihood`: each base (or codon) masked in turn, log p(true base) per position;
-  * `hidden_states`: the hidden states after any block (embeddings), float32[W, L, D].
+  * `hidden_states`: the hidden states after any block (embeddings), float32[W, L, D];
+  * `sequence_hidden_states` / `mean_hidden_states`: the same for whole sequences of any length, through
+    overlapping windows, per position float32[len, D] or averaged over each sequence's positions float32[N, D].
 
 Letters: W windows, B batch rows, L window length (the run's `data.seq_len`), D d_model.
 """
@@ -20,7 +22,7 @@ import copy
 import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,8 @@ from dnajax.model import encoder
 
 SCORING_UNITS = {"base": 1, "codon": 3}
 DATA_PARALLEL = {"data": -1, "fsdp": 1, "tensor": 1}
+CHUNK_FLOATS = 1 << 26  # hidden-state floats held at once for whole sequences (256 MiB of float32), at least a batch
+CHUNK_BATCHES = 16  # ... and at most this many batches per chunk (so a progress bar moves)
 
 
 def _log_probs_step(params, inputs_BxL, *, graphdef):
@@ -158,22 +162,66 @@ class Engine:
     """log p(A, C, G, T) at every position of whole sequences (token ids, any length), float32[len, 4] each.
 
     Long sequences are covered by windows half a window apart; each position takes its prediction from the window
-    in which it sits farthest from an edge."""
+    in which it sits farthest from an edge (`windows.owned_columns`)."""
     L = self.seq_len
     w = windows.tile(seqs, [np.zeros(len(s), bool) for s in seqs], L, max(1, L // 2))
     logp = self.log_probs(w.ids, progress) if len(w.ids) else np.zeros((0, L, 4), np.float32)
     out = [np.zeros((len(s), 4), np.float32) for s in seqs]
-    best = [np.full(len(s), -1, np.int64) for s in seqs]  # distance to the nearest window edge
-    for j in range(len(w.ids)):
-      i, start = int(w.seq_index[j]), int(w.start[j])
-      length = min(L, len(seqs[i]) - start)
-      col = np.arange(length)
-      edge = np.minimum(col, length - 1 - col)
-      pos = start + col
-      better = edge > best[i][pos]
-      out[i][pos[better]] = logp[j, col[better]]
-      best[i][pos[better]] = edge[better]
+    for j, owned in enumerate(windows.owned_columns(w, [len(s) for s in seqs], L)):
+      cols = np.flatnonzero(owned)
+      out[int(w.seq_index[j])][int(w.start[j]) + cols] = logp[j, cols]
     return out
+
+  def check_layer(self, layer: int) -> None:
+    """Raises UserError unless `layer` is one of this model's: -1 (final normalised output), 0 (token embedding)
+    or a block 1..num_layers."""
+    if not -1 <= layer <= self.model_config.num_layers:
+      raise UserError(f"--layer {layer}: this model has blocks 1..{self.model_config.num_layers} (0: the token "
+                      "embedding, -1: the final normalised output)")
+
+  def sequence_hidden_states(self, seqs: Sequence[np.ndarray], layer: int = -1,
+                             progress: bool = False) -> list[np.ndarray]:
+    """Hidden states after `layer` (as `hidden_states`) at every position of whole sequences (token ids uint8, any
+    length), float32[len, D] each, in input order.
+
+    Long sequences are covered by windows half a window apart and each position takes its state from the window in
+    which it sits farthest from an edge (as `sequence_log_probs`); padding never enters a sequence's states, so they
+    do not depend on the other sequences or the batch size (beyond float rounding). Raises UserError for a layer the
+    model does not have."""
+    self.check_layer(layer)
+    out = [np.zeros((len(s), self.model_config.d_model), np.float32) for s in seqs]
+    for i, pos, states in self._window_states(seqs, layer, progress):
+      out[i][pos] = states
+    return out
+
+  def mean_hidden_states(self, seqs: Sequence[np.ndarray], layer: int = -1, progress: bool = False) -> np.ndarray:
+    """Mean over each sequence's positions of `sequence_hidden_states` (padding never included), float32[N, D];
+    summed in float64 chunk by chunk, so a long input never holds all per-position states at once. An empty
+    sequence (length 0) gives zeros. Raises UserError for a layer the model does not have."""
+    self.check_layer(layer)
+    sums = np.zeros((len(seqs), self.model_config.d_model), np.float64)
+    for i, _, states in self._window_states(seqs, layer, progress):
+      sums[i] += states.sum(axis=0, dtype=np.float64)
+    return (sums / np.maximum([len(s) for s in seqs], 1)[:, None]).astype(np.float32)
+
+  def _window_states(self, seqs: Sequence[np.ndarray], layer: int,
+                     progress: bool) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(sequence index, positions int64[k], their states float32[k, D]) per overlapping window, each position once
+    (from the window where it sits farthest from an edge); windows are run in chunks of at most `CHUNK_FLOATS`
+    floats of output (whole batches, at most `CHUNK_BATCHES`)."""
+    L, D = self.seq_len, self.model_config.d_model
+    w = windows.tile(seqs, [np.zeros(len(s), bool) for s in seqs], L, max(1, L // 2))
+    owned = windows.owned_columns(w, [len(s) for s in seqs], L)
+    chunk = self.batch_size * max(1, min(CHUNK_BATCHES, CHUNK_FLOATS // (L * D * self.batch_size)))
+    one = len(w.ids) <= chunk  # one chunk: the batches' own progress bar; several: one bar over all windows
+    with tqdm(total=len(w.ids), desc="embed", unit="window", leave=False,
+              disable=one or not (progress and runtime.is_main())) as bar:
+      for a in range(0, len(w.ids), chunk):
+        states = self.hidden_states(w.ids[a:a + chunk], layer, progress=one and progress)
+        for j in range(a, min(a + chunk, len(w.ids))):
+          cols = np.flatnonzero(owned[j])
+          yield int(w.seq_index[j]), int(w.start[j]) + cols, states[j - a, cols]
+        bar.update(len(states))
 
   def pseudo_log_likelihood(self, seq: np.ndarray, unit: str = "base", chunk_rows: int = 2048) -> np.ndarray:
     """log p(true base | the rest, its unit masked) at every position of one sequence (token ids), float64[len];

@@ -48,6 +48,10 @@ class ModelConfig:
   attention: str = "xla"  # see dnajax.attention.IMPLEMENTATIONS
   rope_base: float = 10000.0
   remat: str = "none"  # none | full | dots: recompute each block's activations in the backward pass (see REMAT)
+  # Low-rank adapters (LoRA, Hu et al. 2021) on the attention and MLP projections, for fine-tuning: rank 0 (the
+  # default, and every pretraining run) creates none; their output is scaled by lora_alpha / lora_rank.
+  lora_rank: int = 0
+  lora_alpha: float = 16.0
 
   def __post_init__(self):
     if self.d_model % self.num_heads:
@@ -64,6 +68,8 @@ class ModelConfig:
       raise ValueError(f"model.remat={self.remat!r}: use one of {', '.join(REMAT)}")
     if self.pos_encoding == "rope" and (self.d_model // self.num_heads) % 2:
       raise ValueError("RoPE needs an even head dimension (d_model / num_heads)")
+    if self.lora_rank < 0:
+      raise ValueError(f"lora_rank={self.lora_rank}: must be 0 (no adapters) or positive")
 
   @property
   def head_dim(self) -> int:
@@ -127,6 +133,18 @@ class Block(nnx.Module):
     self.w_in = _param(rngs, nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=0,
                                                                out_axis=(1, 2)), (D, n_in, F), ("embed", None, "mlp"))
     self.w_out = _param(rngs, _dense_init, (F, D), ("mlp", "embed"))
+    if cfg.lora_rank:  # Flax's LoRA modules (A random, B zero: the adapted model starts as the pretrained one)
+      r = cfg.lora_rank
+      self.lora_qkv = nnx.LoRA(D, r, 3 * N * H, rngs=rngs)
+      self.lora_out = nnx.LoRA(N * H, r, D, rngs=rngs)
+      self.lora_in = nnx.LoRA(D, r, n_in * F, rngs=rngs)
+      self.lora_mlp_out = nnx.LoRA(F, r, D, rngs=rngs)
+
+  def _adapt(self, name: str, x_RxI: jax.Array) -> jax.Array | int:
+    """The scaled LoRA update of projection `name` for rows x, or 0 without adapters."""
+    if not self.cfg.lora_rank:
+      return 0
+    return getattr(self, name)(x_RxI) * (self.cfg.lora_alpha / self.cfg.lora_rank)
 
   def __call__(self, x_BxLxD, mask_BxL, key):
     cfg, dt = self.cfg, x_BxLxD.dtype
@@ -137,23 +155,34 @@ class Block(nnx.Module):
     # each weight gradient (measured: the MLP's forward+backward took 1.55x as long).
     h_RxD = self.ln_attn(x_BxLxD).reshape(B * L, D)
     w_Dx3xNxH = self.qkv[...].astype(dt)
+    N, H = cfg.num_heads, cfg.head_dim
+    lora_Rx3xNxH = self._adapt("lora_qkv", h_RxD)
+    if cfg.lora_rank:
+      lora_Rx3xNxH = lora_Rx3xNxH.reshape(B * L, 3, N, H).astype(dt)
     q_BxLxNxH, k_BxLxNxH, v_BxLxNxH = (
-        constrain(jnp.einsum("rd,dnh->rnh", h_RxD, w_Dx3xNxH[:, i]).reshape(B, L, cfg.num_heads, cfg.head_dim),
+        constrain((jnp.einsum("rd,dnh->rnh", h_RxD, w_Dx3xNxH[:, i])
+                   + (lora_Rx3xNxH[:, i] if cfg.lora_rank else 0)).reshape(B, L, N, H),
                   ("batch", "length", "heads", None))
         for i in range(3))
     if cfg.pos_encoding == "rope":
       q_BxLxNxH, k_BxLxNxH = rope(q_BxLxNxH, cfg.rope_base), rope(k_BxLxNxH, cfg.rope_base)
     a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
-    a_RxD = jnp.einsum("rnh,nhd->rd", a_BxLxNxH.reshape(B * L, cfg.num_heads, cfg.head_dim), self.out[...].astype(dt))
+    a_RxNxH = a_BxLxNxH.reshape(B * L, N, H)
+    a_RxD = jnp.einsum("rnh,nhd->rd", a_RxNxH, self.out[...].astype(dt)) + self._adapt("lora_out",
+                                                                                         a_RxNxH.reshape(B * L, N * H))
     x_BxLxD = x_BxLxD + _dropout(a_RxD.reshape(B, L, D), cfg.dropout, keys[0])
     h_RxD = self.ln_mlp(x_BxLxD).reshape(B * L, D)
     w_DxKxF = self.w_in[...].astype(dt)
+    lora_in = self._adapt("lora_in", h_RxD)
+    pre = [h_RxD @ w_DxKxF[:, k] + (lora_in[:, k * cfg.d_ff:(k + 1) * cfg.d_ff] if cfg.lora_rank else 0)
+           for k in range(w_DxKxF.shape[1])]
     if cfg.mlp == "swiglu":
-      u_RxF = jax.nn.silu(h_RxD @ w_DxKxF[:, 0]) * (h_RxD @ w_DxKxF[:, 1])
+      u_RxF = jax.nn.silu(pre[0]) * pre[1]
     else:
-      u_RxF = jax.nn.gelu(h_RxD @ w_DxKxF[:, 0])
+      u_RxF = jax.nn.gelu(pre[0])
     u_BxLxF = _dropout(constrain(u_RxF.reshape(B, L, cfg.d_ff), ("batch", "length", "mlp")), cfg.dropout, keys[1])
-    m_RxD = jnp.einsum("rf,fd->rd", u_BxLxF.reshape(B * L, cfg.d_ff), self.w_out[...].astype(dt))
+    u_RxF = u_BxLxF.reshape(B * L, cfg.d_ff)
+    m_RxD = jnp.einsum("rf,fd->rd", u_RxF, self.w_out[...].astype(dt)) + self._adapt("lora_mlp_out", u_RxF)
     return constrain(x_BxLxD + _dropout(m_RxD.reshape(B, L, D), cfg.dropout, keys[2]), ("batch", "length", None))
 
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from dnajax import checkpoint, runtime, sharding
 from dnajax import config as config_lib
 from dnajax.data import sampler as sampler_lib
-from dnajax.data import sources
+from dnajax.data import sources, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.evaluation.engine import Engine
@@ -153,6 +153,9 @@ def train_steps(run: Run, loop: LoopState, state: dict, start: int, total: int, 
           tqdm.write(f"step {done}: validation {render.validation_line(final)}")
       if saving:
         save(run, state, done)
+      if evaluating or saving:  # tokens/s measures training: validation and checkpoint time are left out
+        jax.block_until_ready(state["step"])
+        loop.clock_time, loop.clock_step = time.time(), done
       loop.bar.update(1)
       if stopping:
         interrupted = {"signal": stop.name, "checkpoint_step": done}
@@ -223,16 +226,16 @@ def resume(program: TrainProgram, ckpt: checkpoint.Checkpointer, step: int, prev
   log.info("resumed from checkpoint step %d", step)
   saved = _saved_config(meta) or previous
   note = schedule_change(saved, cfg, step) if saved is not None else None
-  if note:
+  if note and runtime.is_main():  # one line, not one per process
     log.warning("%s", note)
   return state
 
 
 def prepare_workdir(cfg, workdir: str):
-  """Check the workdir against this config, then build (process 0) or open the corpus and save config.json:
-  (corpus, the config.json found there before it was rewritten, or None).
+  """Check the workdir against this config, then build (process 0) or open the corpus: (corpus, the workdir's
+  config.json as it was, or None). config.json is written later, once the run is sure to train (`save_config`).
 
-  A bad input leaves no new workdir behind. Raises UserError for a workdir of another model or bad data."""
+  Raises UserError for a workdir of another model or bad data."""
   config_path = os.path.join(workdir, "config.json")
   previous = None
   if os.path.isfile(config_path):
@@ -241,17 +244,9 @@ def prepare_workdir(cfg, workdir: str):
     if previous.model.to_dict() != cfg.model.to_dict():
       raise UserError(f"{workdir}: holds a run with a different model config; use a new --workdir or the same "
                       "--config.model.* values")
-  created = not os.path.exists(workdir)
   os.makedirs(workdir, exist_ok=True)
   if runtime.is_main():
-    try:
-      corpus = sources.build_corpus(cfg.data, workdir, cfg.train.seed)
-    except UserError:
-      if created:
-        shutil.rmtree(workdir, ignore_errors=True)
-      raise
-    with open(config_path, "w") as f:
-      f.write(config_lib.to_json(cfg))
+    corpus = sources.build_corpus(cfg.data, workdir, cfg.train.seed)
   if jax.process_count() > 1:
     multihost_utils.sync_global_devices("dnajax:corpus")
   if not runtime.is_main():
@@ -259,26 +254,38 @@ def prepare_workdir(cfg, workdir: str):
   return corpus, previous
 
 
-def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: int | None = None) -> dict:
-  """Train (resuming from the latest checkpoint in `workdir` if any); returns the final validation result (the
-  schema of `Validation.run`) with checkpoint_step and wall_seconds, or {interrupted, signal, checkpoint_step,
-  wall_seconds} after SIGTERM/SIGINT.
+def save_config(cfg, workdir: str) -> None:
+  """WORKDIR/config.json (process 0), written whole or not at all."""
+  if runtime.is_main():
+    writers.atomic_write_text(os.path.join(workdir, "config.json"), config_lib.to_json(cfg))
 
-  `stop_at` ends this run early at that step (validated and checkpointed) while the schedule still spans
-  `train.steps`: rerunning continues exactly where it stopped. Raises UserError (one line) for bad configs, inputs
-  and workdirs, and `guards.TrainingDiverged` for non-finite training.
-  """
-  t_start = time.time()
-  guards.check_finite_config(cfg)  # config.json and checkpoint metadata are strict JSON
-  program = TrainProgram(cfg)  # validates the config before anything is written
-  guards.check_resources(cfg, program, workdir)
-  corpus, previous = prepare_workdir(cfg, workdir)
+
+def check_windows(cfg, corpus) -> None:
+  """Refuse windows longer than every training segment: they would be mostly padding (and may not fit memory)."""
+  longest = max((s["length"] for s in corpus.split("train")), default=0)
+  if longest and cfg.data.seq_len > longest:
+    raise UserError(f"config: data.seq_len={cfg.data.seq_len} is longer than the longest training segment of "
+                    f"{corpus.path} ({longest:,} bases); lower data.seq_len (or data.synthetic_record_len)")
+
+
+def set_up(cfg, workdir: str, program: TrainProgram, stop_at: int | None):
+  """Corpus, samplers, validation and the train state: (run, state, start, total). Writes config.json only when
+  there is training to do (a finished run's config.json is left as it was); a new workdir that fails here is
+  removed again, so a bad input or config leaves nothing behind."""
+  created = not os.path.exists(workdir)
+  try:
+    corpus, previous = prepare_workdir(cfg, workdir)
+    check_windows(cfg, corpus)
+    samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.data.mask_rate, cfg.train.seed,
+                                                  cfg.data.max_n_fraction, cfg.data.reverse_complement,
+                                                  mask_rate_max=cfg.data.mask_rate_max)
+                for length in sorted({length for _, length in program.curriculum})}
+    validation = Validation(cfg, corpus)
+  except UserError:
+    if created:
+      shutil.rmtree(workdir, ignore_errors=True)
+    raise
   log.info("%s", runtime.describe(program.mesh))
-  samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.data.mask_rate, cfg.train.seed,
-                                                cfg.data.max_n_fraction, cfg.data.reverse_complement,
-                                                mask_rate_max=cfg.data.mask_rate_max)
-              for length in sorted({length for _, length in program.curriculum})}
-  validation = Validation(cfg, corpus)
   log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
            corpus.index["total_bases"], len(corpus.split("train")), len(corpus.split("val")),
            validation.num_masked,
@@ -292,14 +299,37 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
     state, start = program.init(), 0
   log.info("model: %s parameters", f"{encoder.count_params(state['params']):,}")
   total = cfg.train.steps if stop_at is None else max(min(cfg.train.steps, stop_at), start)
+  if start < total or previous is None:
+    save_config(cfg, workdir)
+  elif start >= cfg.train.steps and cfg.train.steps != previous.train.steps:
+    log.info("nothing to train: checkpoint step %d >= train.steps %d; %s keeps the run's config", start,
+             cfg.train.steps, os.path.join(workdir, "config.json"))
   run = Run(cfg, program, samplers, sharding.process_rows(cfg.train.global_batch), validation,
             Engine(cfg, state["params"], program.mesh, program.rules), ckpt,
             writer_lib.MetricsWriter(workdir, cfg.log.tensorboard))
+  return run, state, start, total
+
+
+def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: int | None = None) -> dict:
+  """Train (resuming from the latest checkpoint in `workdir` if any); returns the final validation result (the
+  schema of `Validation.run`) with checkpoint_step and wall_seconds, or {interrupted, signal, checkpoint_step,
+  wall_seconds} after SIGTERM/SIGINT (also one that arrives during set-up: the run stops after its first step).
+
+  `stop_at` ends this run early at that step (validated and checkpointed) while the schedule still spans
+  `train.steps`: rerunning continues exactly where it stopped. Raises UserError (one line) for bad configs, inputs
+  and workdirs, and `guards.TrainingDiverged` for non-finite training.
+  """
+  t_start = time.time()
+  guards.check_finite_config(cfg)  # config.json and checkpoint metadata are strict JSON
+  program = TrainProgram(cfg)  # validates the config before anything is written
+  guards.check_resources(cfg, program, workdir)
   stop = guards.StopRequest()
-  loop = LoopState(tqdm(total=total, initial=start, disable=not (show_progress and runtime.is_main()), unit="step",
-                        dynamic_ncols=True), time.time(), start)
+  stop.install()  # from here a SIGINT/SIGTERM is a request, honoured after the next step (never mid-compile)
+  run = None
   try:
-    stop.install()
+    run, state, start, total = set_up(cfg, workdir, program, stop_at)
+    loop = LoopState(tqdm(total=total, initial=start, disable=not (show_progress and runtime.is_main()),
+                          unit="step", dynamic_ncols=True), time.time(), start)
     state, final, interrupted = train_steps(run, loop, state, start, total, stop)
     loop.bar.close()
     if interrupted:
@@ -308,8 +338,9 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
       final = run.validation.run(run.engine.bind(state["params"]))
   finally:
     stop.uninstall()
-    ckpt.close()
-    run.writer.close()
+    if run is not None:
+      run.ckpt.close()
+      run.writer.close()
   final["checkpoint_step"] = int(total if start < total else start)
   final["wall_seconds"] = time.time() - t_start
   return final

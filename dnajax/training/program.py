@@ -1,7 +1,8 @@
 """`TrainProgram`: the model, mesh, optimiser and the jitted initialisation and training step for one config.
 
-Everything is checked and placed before anything is written or compiled: batch sizes against the batch mesh axes
-and the processes, learned positions against the window length, parameter dimensions against their mesh axes.
+Everything is checked and placed before anything is written or compiled: the config's ranges (`config.check`, and
+the corpus split settings), batch sizes against the batch mesh axes and the processes, learned positions against the
+window length, parameter dimensions against their mesh axes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import jax
 import numpy as np
 
 from dnajax import checkpoint, sharding
-from dnajax.data import sampler
+from dnajax import config as config_lib
+from dnajax.data import sampler, sources
 from dnajax.errors import UserError
 from dnajax.model import encoder
 from dnajax.training import optim, steps
@@ -27,6 +29,8 @@ class TrainProgram:
   Raises UserError for a config that cannot run on the devices present."""
 
   def __init__(self, cfg, mesh=None):
+    config_lib.check(cfg)  # every range, before anything else (also a config changed after `config.load`)
+    sources.split_settings(cfg.data, cfg.train.seed)  # data.val_fraction, data.split, ...: the corpus's own check
     self.cfg = cfg
     self.mcfg = encoder.config_from(cfg.model.to_dict())
     self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)

@@ -119,6 +119,10 @@ def test_corrupt_checkpoint_is_one_line_naming_usable_steps(tiny_run, tmp_path, 
   err = capsys.readouterr().err.strip()
   assert code == 2 and len(err.splitlines()) == 1
   assert "checkpoints/60: cannot restore" in err and "usable steps: 30" in err
+  # Through the console script too: orbax's reader threads add no traceback around the one line.
+  r = subprocess.run([sys.executable, "-m", "dnajax.cli", "evaluate", "--workdir", str(run), "--input",
+                      str(_fasta(tmp_path))], capture_output=True, text=True, cwd=ROOT)
+  assert r.returncode == 2 and r.stderr.strip().splitlines() == [err], r.stderr[-2000:]
 
 
 def _fasta(tmp_path):
