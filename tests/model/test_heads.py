@@ -16,13 +16,14 @@ def test_lora_adapters_start_as_the_pretrained_model_and_are_separate_params():
   lora = Encoder(ModelConfig(**CFG, lora_rank=4), nnx.Rngs(0))
   base = nnx.state(plain, nnx.Param)
   nnx.update(lora, base)  # the pretrained weights into the adapted model
-  np.testing.assert_allclose(lora(ids), plain(ids), atol=1e-6)  # B = 0: no change yet
+  run = nnx.jit(lambda m, x: m(x))
+  np.testing.assert_allclose(run(lora, ids), run(plain, ids), atol=1e-6)  # B = 0: no change yet
   adapters = nnx.state(lora, nnx.LoRAParam)
   assert {"lora_qkv", "lora_out", "lora_in", "lora_mlp_out"} <= set(adapters["layer_0"])
   assert adapters["layer_0"]["lora_qkv"]["lora_a"].shape == (32, 4)
   b = lora.layer_0.lora_mlp_out.lora_b
   b[...] = jax.random.normal(jax.random.key(1), b[...].shape)  # (not a constant: LayerNorm would remove it)
-  assert not np.allclose(lora(ids), plain(ids), atol=1e-3)  # ...and the adapters do act
+  assert not np.allclose(run(lora, ids), run(plain, ids), atol=1e-3)  # ...and the adapters do act
 
 
 def test_pooled_head_counts_each_base_once_and_ignores_padding():
@@ -32,9 +33,10 @@ def test_pooled_head_counts_each_base_once_and_ignores_padding():
   assert ids.shape == (3, 8, 32) and w.shape == ids.shape
   assert [int(w[i].sum()) for i in range(3)] == [10, 50, 130]  # every base once, over overlapping windows
   model = SequenceModel(ModelConfig(**CFG), 3, 0.1, nnx.Rngs(0))
-  out = model(jnp.asarray(ids), jnp.asarray(w))
+  run = nnx.jit(lambda m, i, w, key=None: m(i, w, key))
+  out = run(model, jnp.asarray(ids), jnp.asarray(w))
   assert out.shape == (3, 3)
-  alone = model(jnp.asarray(ids[:1, :1]), jnp.asarray(w[:1, :1]))  # the short one alone: fewer (padding) windows
+  alone = run(model, jnp.asarray(ids[:1, :1]), jnp.asarray(w[:1, :1]))  # the short one alone: fewer windows
   np.testing.assert_allclose(alone[0], out[0], atol=1e-5)
-  keyed = model(jnp.asarray(ids), jnp.asarray(w), jax.random.key(0))  # dropout only with a key
+  keyed = run(model, jnp.asarray(ids), jnp.asarray(w), jax.random.key(0))  # dropout only with a key
   assert not np.allclose(keyed, out)
