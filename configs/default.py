@@ -85,6 +85,26 @@ def get_config() -> ml_collections.ConfigDict:
   k.async_save = True
   k.dir = ""  # empty: WORKDIR/checkpoints; may be a gs:// path (orbax writes it directly)
 
+  # Fine-tuning on labelled sequences (`dnajax finetune`; ignored by `dnajax train`). The defaults are the
+  # settings measured best on GUE prom_core_tata dev (README, "Fine-tuning"): see benchmarks/finetune_bench.py.
+  c.finetune = f = ml_collections.ConfigDict()
+  f.method = "full"  # head: the head on a frozen encoder | full: everything | lora: adapters + the head
+  f.learning_rate = 1e-3  # peak; linear warm-up, cosine decay to 5% (opt.end_lr_fraction), AdamW as pretraining
+  f.warmup_fraction = 0.1  # of all fine-tuning steps
+  f.weight_decay = 0.01
+  f.epochs = 10  # passes over the training rows (the last batch of an epoch may be short)
+  f.batch = 32  # sequences per step
+  f.head_dropout = 0.1  # on the pooled vector, before the head
+  f.dropout = 0.1  # inside the encoder while fine-tuning (model.dropout of the fine-tuned model)
+  f.lora_rank = 8  # method lora: adapter rank on every attention and MLP projection
+  f.lora_alpha = 16.0  # method lora: adapter output scaled by lora_alpha / lora_rank
+  f.window = 0  # window length; 0: the base run's data.seq_len, shortened to the longest training sequence
+  f.eval_every = 0  # steps between validations (and checkpoints); 0: once per epoch
+  f.patience = 3  # validations without a better selection metric before stopping; 0: never stop early
+  f.select = "auto"  # the validation metric that picks the best checkpoint: auto (mcc; regression: spearman),
+  # or accuracy, macro_f1, auroc, pearson, r2, loss (lower is better)
+  f.log_every = 20
+
   c.log = ml_collections.ConfigDict()
   c.log.tensorboard = True
   return c

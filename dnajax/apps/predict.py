@@ -1,4 +1,10 @@
-"""`dnajax predict`: fill the '?' positions of FASTA records with the model's distribution over A/C/G/T.
+"""`dnajax predict`: fill the '?' positions of FASTA records with the model's distribution over A/C/G/T; on a
+fine-tuning directory (`dnajax finetune --output FT`), predict the label of every sequence of a table.
+
+Fine-tuned: one TSV row per input sequence, in input order: `id<TAB>prediction` and, for a classifier, `p_<class>`
+per class (the class labels as written in the training file); a regressor's prediction is in the training labels'
+units. When the table carries the label column, the metrics over its labelled rows go to stderr (and with --json, as
+one JSON object on stdout when the TSV goes to --output).
 
 Long sequences are covered by overlapping windows (half a window apart); each position takes its prediction from the
 window in which it sits farthest from an edge. Every '?' is predicted from unmasked context only ('?' are MASK).
@@ -15,8 +21,9 @@ import sys
 
 import numpy as np
 
-from dnajax.data import readers, tokens, writers
+from dnajax.data import readers, tables, tokens, writers
 from dnajax.errors import UserError
+from dnajax.evaluation import finetuned, render
 from dnajax.evaluation.engine import Engine
 
 HEADER = "record\tposition\tA\tC\tG\tT\tpredicted"
@@ -24,9 +31,15 @@ HEADER = "record\tposition\tA\tC\tG\tT\tpredicted"
 
 def add_arguments(p) -> None:
   p.add_argument("--workdir", required=True)
-  p.add_argument("--input", required=True, help="FASTA with ? at the positions to fill")
+  p.add_argument("--input", required=True, help="FASTA with ? at the positions to fill; for a fine-tuning "
+                 "directory, a table of sequences (CSV/TSV/FASTA)")
   p.add_argument("--output", help="TSV path (the filled FASTA goes beside it); default: TSV on stdout")
-  p.add_argument("--step", type=int)
+  p.add_argument("--step", type=int, help="checkpoint step of a pretraining run (default: the latest)")
+  p.add_argument("--seed", type=int, help="fine-tuned: the seed's model (default: the best on validation)")
+  p.add_argument("--sequence-column", help="fine-tuned: the sequence column (default: the training file's)")
+  p.add_argument("--label-column", help="fine-tuned: the label column, scored when present (default: the training "
+                 "file's)")
+  p.add_argument("--json", action="store_true", help="fine-tuned, with --output: the metrics as JSON on stdout")
 
 
 def output_paths(output: str | None) -> list[tuple[str, str]]:
@@ -68,7 +81,65 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   return output, outputs[1][1]
 
 
+def predict_finetuned(workdir: str, input_path: str, output: str | None = None, seed: int | None = None,
+                      sequence_column: str | None = None, label_column: str | None = None) -> tuple[str, dict | None]:
+  """Predictions of a fine-tuned model for every sequence of the table `input_path`: (the TSV written to `output`,
+  or its text, metrics over the labelled rows or None). Raises UserError for a bad table, a label that is not one
+  of the training classes (or not a number), or an output that cannot be written (checked before any work)."""
+  info = finetuned.read_info(workdir)
+  writers.check_outputs([("--output", output)] if output else [], [("--input", input_path)])
+  table = tables.read_table(input_path, sequence_column or info["columns"]["sequence"],
+                            label_column or info["columns"]["label"])
+  model = finetuned.SequencePredictor.from_workdir(workdir, seed)
+  coding = model.coding
+  outputs = model.outputs(table.seqs, progress=True)
+  values = coding.values(outputs)
+  if coding.task == "classification":
+    columns = ["id", "prediction"] + [f"p_{c}" for c in coding.classes]
+    rows = [{"id": i, "prediction": coding.classes[int(p.argmax())],
+             **{f"p_{c}": f"{x:.6f}" for c, x in zip(coding.classes, p)}} for i, p in zip(table.ids, values)]
+  else:
+    columns = ["id", "prediction"]
+    rows = [{"id": i, "prediction": f"{v:.6g}"} for i, v in zip(table.ids, values)]
+  tsv = writers.tsv_table(rows, columns)
+  metrics = None
+  labelled = [k for k, label in enumerate(table.labels or []) if label]
+  if labelled:
+    part = tables.SequenceTable([table.ids[k] for k in labelled], [table.seqs[k] for k in labelled],
+                                [table.labels[k] for k in labelled], table.source, table.format)
+    metrics = finetuned.split_metrics(coding, outputs[labelled], coding.targets(part))
+  if output is None:
+    return tsv, metrics
+  writers.write_all([("--output", output, tsv)])
+  return output, metrics
+
+
+def _main_finetuned(args) -> int:
+  if args.step is not None:
+    raise UserError(f"--step: {args.workdir} is a fine-tuning directory, which predicts with each seed's best "
+                    "validation checkpoint; pass --seed to choose a seed")
+  out, metrics = predict_finetuned(args.workdir, args.input, args.output, args.seed, args.sequence_column,
+                                   args.label_column)
+  if args.output is None:
+    sys.stdout.write(out)
+  else:
+    print(f"wrote {out}", file=sys.stderr)
+  if metrics is not None:
+    keys = [k for k in ("mcc", "accuracy", "macro_f1", "auroc", "spearman", "pearson", "r2", "rmse") if k in metrics]
+    print(f"metrics on {metrics['num_rows']} labelled rows: "
+          + ", ".join(f"{k} {render.number(metrics[k])}" for k in keys), file=sys.stderr)
+    if args.json and args.output is not None:
+      print(render.to_json(metrics))
+  return 0
+
+
 def main(args, overrides) -> int:
+  if finetuned.is_finetuned(args.workdir):
+    return _main_finetuned(args)
+  for flag in ("seed", "sequence_column", "label_column"):
+    if getattr(args, flag) is not None:
+      raise UserError(f"--{flag.replace('_', '-')}: applies to a fine-tuning directory; {args.workdir} is a "
+                      "pretraining run")
   out, fasta = predict(args.workdir, args.input, args.output, args.step)
   if fasta is None:
     sys.stdout.write(out)

@@ -66,15 +66,28 @@ def eval_masks(ids_WxL: np.ndarray, rate: float, seed: int):
   return tuple(np.stack(x) for x in zip(*rows))
 
 
-def sequence_windows(seqs: Sequence[np.ndarray], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
-  """Whole sequences as windows for a per-sequence model: (ids uint8[S, W, L], weights float32[S, W, L]), W the
-  largest number of windows any sequence needs (windows half a window apart; the unused ones all PAD). Each
-  position has weight 1 in exactly one window - the one where it sits farthest from an edge, the first on a tie -
-  so pooling over the weights counts every base once; padding has weight 0."""
+def num_windows(length: int, seq_len: int) -> int:
+  """Windows `sequence_windows` gives a sequence of `length` bases (half a window apart; at least 1)."""
+  stride = max(1, seq_len // 2)
+  return 1 if length <= seq_len else 1 + -(-(length - seq_len) // stride)
+
+
+def sequence_windows(seqs: Sequence[np.ndarray], seq_len: int,
+                     windows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """Whole sequences as windows for a per-sequence model: (ids uint8[S, W, L], weights float32[S, W, L]), W =
+  `windows` or else the largest number of windows any sequence needs (`num_windows`: windows half a window apart;
+  the unused ones all PAD). Each position has weight 1 in exactly one window - the one where it sits farthest from
+  an edge, the first on a tie - so pooling over the weights counts every base once; padding has weight 0.
+
+  Raises ValueError when a sequence needs more than `windows` windows."""
   w = tile(seqs, [np.zeros(len(s), bool) for s in seqs], seq_len, max(1, seq_len // 2))
   owned = owned_columns(w, [len(s) for s in seqs], seq_len)
   per = np.bincount(w.seq_index, minlength=len(seqs)) if len(w.ids) else np.zeros(len(seqs), np.int64)
   W = max(1, int(per.max()) if len(per) else 1)
+  if windows is not None:
+    if W > windows:
+      raise ValueError(f"a sequence needs {W} windows of {seq_len}, more than {windows}")
+    W = windows
   ids = np.full((len(seqs), W, seq_len), tokens.PAD, np.uint8)
   weights = np.zeros((len(seqs), W, seq_len), np.float32)
   slot = np.zeros(len(seqs), np.int64)

@@ -141,9 +141,7 @@ class Engine:
     """Hidden states float32[W, L, D] after `layer` blocks (0: token embedding, -1: final normalised output).
 
     Raises UserError for a layer the model does not have."""
-    if not -1 <= layer <= self.model_config.num_layers:
-      raise UserError(f"--layer {layer}: this model has blocks 1..{self.model_config.num_layers} (0: the token "
-                      "embedding, -1: the final normalised output)")
+    self.check_layer(layer)
     if layer not in self._hidden:
       self._hidden[layer] = self._jit(functools.partial(_hidden_step, graphdef=self._graphdef, layer=layer), 3)
     return self._run(self._hidden[layer], self._fit_length(inputs_WxL), progress, "embed")

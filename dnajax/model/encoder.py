@@ -256,12 +256,17 @@ def init_params(cfg: ModelConfig, seed: int) -> dict:
   return nnx.to_pure_dict(nnx.state(Encoder(cfg, nnx.Rngs(seed)), nnx.Param))
 
 
-def model_graph(cfg: ModelConfig):
-  """(graphdef, logical PartitionSpecs of the parameters as a pure dict) without allocating parameters; the
-  graphdef and a parameter dict give the module back with `nnx.merge`."""
-  abstract = nnx.eval_shape(lambda: Encoder(cfg, nnx.Rngs(0)))
+def graph_of(make):
+  """(graphdef, logical PartitionSpecs of the parameters as a pure dict) of the module `make()` builds, without
+  allocating parameters; the graphdef and a parameter dict give the module back with `nnx.merge`."""
+  abstract = nnx.eval_shape(make)
   graphdef, params = nnx.split(abstract, nnx.Param)
   return graphdef, nnx.to_pure_dict(nnx.get_partition_spec(params))
+
+
+def model_graph(cfg: ModelConfig):
+  """`graph_of` the encoder of `cfg`."""
+  return graph_of(lambda: Encoder(cfg, nnx.Rngs(0)))
 
 
 def sharded_abstract_params(cfg: ModelConfig, mesh, rules) -> dict:

@@ -2,7 +2,8 @@
 
 `SequenceModel` reads each sequence through one or more windows (token ids [S, W, L], each position counted once,
 its weight 1 in `weights_SxWxL`), mean-pools the encoder's final normalised hidden states over the sequence's own
-positions (padding excluded), and maps the pooled vector through dropout and a linear layer to the outputs: the
+positions (padding excluded), standardises the pooled vector, and maps it through dropout and a linear layer to the
+outputs: the
 class logits (classification) or one value (regression, in standardised units). With `ModelConfig.lora_rank` > 0
 the encoder carries low-rank adapters (Flax's `nnx.LoRA`).
 
@@ -11,15 +12,19 @@ Letters: S sequences, W windows per sequence, L window length, D d_model, K outp
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from dnajax.model import encoder
 from dnajax.model.encoder import Encoder, ModelConfig
+from dnajax.sharding import tree_shardings
 
 
 class SequenceModel(nnx.Module):
-  """Encoder + mean pooling over each sequence's windows + dropout + linear head.
+  """Encoder + mean pooling over each sequence's windows + standardisation + dropout + linear head.
 
   `__call__(tokens int[S, W, L], weights float[S, W, L], dropout_key=None) -> float32[S, K]`."""
 
@@ -29,6 +34,12 @@ class SequenceModel(nnx.Module):
     self.head = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(), (cfg.d_model, num_outputs), jnp.float32),
                           out_sharding=("embed", None))
     self.head_bias = nnx.Param(jnp.zeros((num_outputs,), jnp.float32), out_sharding=(None,))
+    # The pooled vector is standardised before the head: (x - pool_shift) * pool_scale, set from the training rows'
+    # pooled features when fine-tuning starts (as a StandardScaler before a linear model), then trained with the
+    # head. Without it a mean over ~100 positions varies little between sequences, and the head's weights, moving
+    # by at most the learning rate per Adam step, cannot grow fast enough to use it (measured: training loss stuck).
+    self.pool_shift = nnx.Param(jnp.zeros((cfg.d_model,), jnp.float32), out_sharding=("embed",))
+    self.pool_scale = nnx.Param(jnp.ones((cfg.d_model,), jnp.float32), out_sharding=("embed",))
 
   def pooled(self, tokens_SxWxL: jax.Array, weights_SxWxL: jax.Array, dropout_key=None) -> jax.Array:
     """The mean of the final hidden states over each sequence's weighted positions, float32[S, D]."""
@@ -42,8 +53,29 @@ class SequenceModel(nnx.Module):
     enc_key = head_key = None
     if dropout_key is not None:
       enc_key, head_key = jax.random.split(dropout_key)
-    x_SxD = self.pooled(tokens_SxWxL, weights_SxWxL, enc_key)
+    x_SxD = (self.pooled(tokens_SxWxL, weights_SxWxL, enc_key) - self.pool_shift[...]) * self.pool_scale[...]
     if head_key is not None and self.head_dropout > 0:
       keep = jax.random.bernoulli(head_key, 1.0 - self.head_dropout, x_SxD.shape)
       x_SxD = jnp.where(keep, x_SxD / (1.0 - self.head_dropout), 0.0)
     return x_SxD @ self.head[...] + self.head_bias[...]
+
+
+def model_graph(cfg: ModelConfig, num_outputs: int, head_dropout: float = 0.0):
+  """(graphdef, logical PartitionSpecs of the parameters as a pure dict) of a `SequenceModel`, without allocating
+  parameters (as `encoder.model_graph`)."""
+  return encoder.graph_of(lambda: SequenceModel(cfg, num_outputs, head_dropout, nnx.Rngs(0)))
+
+
+def init_params(cfg: ModelConfig, num_outputs: int, head_dropout: float, seed: int) -> dict:
+  """Freshly initialised `SequenceModel` parameters, a pure dict of float32 arrays: {"encoder": ..., "head": float32[D,
+  K], "head_bias": float32[K]} (with `cfg.lora_rank` > 0 the encoder's blocks hold `lora_*` adapters)."""
+  return nnx.to_pure_dict(nnx.state(SequenceModel(cfg, num_outputs, head_dropout, nnx.Rngs(seed)), nnx.Param))
+
+
+def sharded_abstract_params(cfg: ModelConfig, num_outputs: int, mesh, rules) -> dict:
+  """The `SequenceModel` parameters as jax.ShapeDtypeStructs with their NamedShardings on `mesh` (adapters, which
+  carry no logical axes, replicated)."""
+  _, specs = model_graph(cfg, num_outputs)
+  abstract = jax.eval_shape(functools.partial(init_params, cfg, num_outputs, 0.0, 0))
+  shardings = tree_shardings(specs, abstract, mesh, rules)
+  return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)

@@ -1,0 +1,108 @@
+"""Labels of a sequence table as model targets: class indices (classification) or standardised values (regression).
+
+A `LabelCoding` is fitted on the training rows and saved with a fine-tuned model, so that validation, test and
+`predict` map labels and outputs the same way: classes are the distinct training labels, as written (any strings),
+ordered numerically when every one is a number and alphabetically otherwise; regression targets are standardised
+with the training rows' mean and standard deviation, and predictions are mapped back to the training file's units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from dnajax.errors import UserError
+
+TASKS = ("classification", "regression")
+
+
+def _number(text: str) -> float | None:
+  try:
+    x = float(text)
+  except ValueError:
+    return None
+  return x if math.isfinite(x) else None
+
+
+def row_name(table, i: int) -> str:
+  """Where row `i` (0-based) of a `tables.SequenceTable` is, for a message: 'FILE: record ID' (FASTA) or
+  'FILE: row K (id ID)'."""
+  if table.format == "fasta":
+    return f"{table.source}: record {table.ids[i]}"
+  return f"{table.source}: row {i + 1} (id {table.ids[i]})"
+
+
+@dataclasses.dataclass
+class LabelCoding:
+  """How labels become targets. task: 'classification' or 'regression'; classes: the class labels in output order
+  (classification); mean, std: the training targets' mean and standard deviation (regression; std 1 when constant).
+  """
+
+  task: str
+  classes: list[str] = dataclasses.field(default_factory=list)
+  mean: float = 0.0
+  std: float = 1.0
+
+  @property
+  def num_outputs(self) -> int:
+    """Outputs of the model's head: one per class, or 1 (regression)."""
+    return len(self.classes) if self.task == "classification" else 1
+
+  @classmethod
+  def fit(cls, task: str, table) -> LabelCoding:
+    """The coding of the labelled training table `table` (`tables.SequenceTable`).
+
+    Raises UserError for an unknown task, fewer than two classes, or a regression label that is not a finite
+    number (naming the row)."""
+    if task not in TASKS:
+      raise UserError(f"--task {task!r}: use classification or regression")
+    if task == "classification":
+      distinct = sorted(set(table.labels))
+      numeric = [_number(c) for c in distinct]
+      if all(x is not None for x in numeric):
+        distinct = [c for _, c in sorted(zip(numeric, distinct))]
+      if len(distinct) < 2:
+        raise UserError(f"{table.source}: every training label is {distinct[0]!r}; a classifier needs at least two "
+                        "classes (or pass --task regression)")
+      return cls(task, distinct)
+    y = cls(task).targets(table, standardise=False)
+    std = float(y.std())
+    return cls(task, mean=float(y.mean()), std=std if std > 0 else 1.0)
+
+  def targets(self, table, standardise: bool = True) -> np.ndarray:
+    """Class indices int32[N] or targets float32[N] (standardised unless `standardise` is False) of every row.
+
+    Raises UserError (naming file and row) for a class not seen in training or a label that is not a number."""
+    out = []
+    index = {c: k for k, c in enumerate(self.classes)}
+    for i, label in enumerate(table.labels):
+      if self.task == "classification":
+        if label not in index:
+          shown = ", ".join(map(repr, self.classes[:8])) + (", ..." if len(self.classes) > 8 else "")
+          raise UserError(f"{row_name(table, i)}: label {label!r} is not one of the training classes ({shown}); "
+                          "fix the label or drop the row")
+        out.append(index[label])
+      else:
+        x = _number(label)
+        if x is None:
+          raise UserError(f"{row_name(table, i)}: label {label!r} is not a finite number; a regression label is a "
+                          "number (or pass --task classification)")
+        out.append(x)
+    if self.task == "classification":
+      return np.asarray(out, np.int32)
+    y = np.asarray(out, np.float64)
+    return ((y - self.mean) / self.std if standardise else y).astype(np.float32)
+
+  def values(self, outputs_NxK: np.ndarray) -> np.ndarray:
+    """Model outputs -> class probabilities float64[N, C] (softmax) or values float64[N] in the labels' units."""
+    out = np.asarray(outputs_NxK, np.float64)
+    if self.task == "regression":
+      return out[:, 0] * self.std + self.mean
+    out = np.exp(out - out.max(1, keepdims=True))
+    return out / out.sum(1, keepdims=True)
+
+  def to_dict(self) -> dict:
+    """As saved in finetune.json."""
+    return dataclasses.asdict(self)

@@ -1,0 +1,213 @@
+"""`finetune(...)`: everything around the fine-tuning loop - the fine-tuned model's config, the labelled tables, the
+base checkpoint, the fine-tuning directory (created, checked on resume, removed again when set-up fails), the seeds
+and the summary beside the k-mer baseline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+
+from dnajax import checkpoint, runtime, sharding
+from dnajax import config as config_lib
+from dnajax.data import labels as labels_lib
+from dnajax.data import tables, windows, writers
+from dnajax.errors import UserError
+from dnajax.evaluation import render
+from dnajax.evaluation.finetuned import INFO, SequencePredictor
+from dnajax.model import encoder
+from dnajax.training import finetune_loop as loop_lib
+from dnajax.training import guards
+from dnajax.training.finetune_program import FinetuneProgram
+
+log = logging.getLogger("dnajax")
+OVERRIDABLE = ("finetune.", "mesh.", "eval.batch", "log.")
+
+
+def finetune_config(base_cfg, overrides=(), method: str | None = None):
+  """The fine-tuned model's config: the base run's config with `--config.finetune.*` (and mesh.*, eval.batch,
+  log.*) overrides and `method` applied, and the model group adapted (adapters for lora, finetune.dropout).
+
+  Raises UserError for an override of another key (the model is the base run's) or a value out of range."""
+  cfg = config_lib.from_json(config_lib.to_json(base_cfg))
+  for key, value in overrides:
+    if not key.startswith(OVERRIDABLE):
+      raise UserError(f"--config.{key}: fine-tuning takes --config.finetune.* (and mesh.*, eval.batch, log.*) "
+                      "overrides; the model and its pretraining are the base run's")
+    config_lib.apply_override(cfg, key, value)
+  with cfg.unlocked():
+    if method is not None:
+      cfg.finetune.method = method
+    f = cfg.finetune
+    lora = f.method == "lora"
+    cfg.model.lora_rank = int(f.lora_rank) if lora else 0
+    cfg.model.lora_alpha = float(f.lora_alpha)
+    cfg.model.dropout = float(f.dropout)
+  config_lib.check(cfg)
+  return cfg
+
+
+def choose_window(cfg, train: tables.SequenceTable) -> int:
+  """`finetune.window`, else the base run's data.seq_len shortened to the longest training sequence (rounded up to a
+  multiple of 8). Raises UserError for a window longer than learned positions reach."""
+  base = int(cfg.data.seq_len)
+  w = int(cfg.finetune.window) or min(base, -(-max(len(s) for s in train.seqs) // 8) * 8)
+  if cfg.model.pos_encoding == "learned" and w > cfg.model.max_len:
+    raise UserError(f"--config.finetune.window={w}: the base model has learned positions up to "
+                    f"model.max_len={cfg.model.max_len}; pass a window <= {cfg.model.max_len}")
+  return w
+
+
+def read_splits(paths: dict, task: str, sequence_column: str, label_column: str):
+  """(label coding fitted on train, {name: loop.Split}) for the labelled tables {name: path} (train, val, test)."""
+  read = {n: tables.read_table(p, sequence_column, label_column, require_labels=True) for n, p in paths.items()}
+  coding = labels_lib.LabelCoding.fit(task, read["train"])
+  return coding, {n: loop_lib.Split(n, t, coding.targets(t)) for n, t in read.items()}
+
+
+def _settings(cfg, base: dict, coding, window: int, paths: dict, columns: dict) -> dict:
+  """What a fine-tuning directory is fixed to: a rerun must match it to resume."""
+  return {"base": base, "task": coding.task, "coding": coding.to_dict(), "window": window, "columns": columns,
+          "inputs": {n: os.path.abspath(p) for n, p in paths.items()}, "finetune": cfg.finetune.to_dict(),
+          "model": cfg.model.to_dict()}
+
+
+def check_output(output: str, base_workdir: str, settings: dict) -> dict | None:
+  """The existing finetune.json of `output` when it holds this same fine-tuning (to resume), None for a new or empty
+  directory. Raises UserError for the base run's own directory, a file, a non-empty directory that is not a
+  fine-tuning, or one with other settings (naming the first that differs)."""
+  if os.path.abspath(output) == os.path.abspath(base_workdir):
+    raise UserError(f"--output {output}: is the base run's --workdir; give the fine-tuning its own directory")
+  if os.path.exists(output) and not os.path.isdir(output):
+    raise UserError(f"--output {output}: is a file; give a directory for the fine-tuning")
+  path = os.path.join(output, INFO)
+  if not os.path.isfile(path):
+    if os.path.isdir(output) and os.listdir(output):
+      raise UserError(f"--output {output}: a non-empty directory that is not a fine-tuning (no {INFO}); give a new "
+                      "or empty directory")
+    return None
+  with open(path) as f:
+    info = json.load(f)
+  for key in settings:
+    if info.get(key) != settings[key]:
+      a, b = info.get(key), settings[key]
+      if isinstance(a, dict) and isinstance(b, dict):
+        sub = next(k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
+        key, a, b = f"{key}.{sub}", a.get(sub), b.get(sub)
+      raise UserError(f"--output {output}: holds a fine-tuning with other settings ({key}: {a!r} there, {b!r} now); "
+                      "rerun with the same arguments to resume, or give a new --output")
+  return info
+
+
+def load_base(base_workdir: str, step: int | None):
+  """(base config, {workdir, step, config}) of a pretraining run. Raises UserError for a directory that is not
+  one (or is a fine-tuning) and a missing step."""
+  if os.path.isfile(os.path.join(base_workdir, INFO)):
+    raise UserError(f"--workdir {base_workdir}: is a fine-tuning directory; pass the pretraining run it started from")
+  path = os.path.join(base_workdir, "config.json")
+  if not os.path.isfile(path):
+    raise UserError(f"--workdir {base_workdir}: not a dnajax workdir (no config.json); pass a pretraining run")
+  with open(path) as f:
+    cfg = config_lib.from_json(f.read())
+  ckpt = checkpoint.Checkpointer(base_workdir, keep=cfg.ckpt.keep, async_save=False, create=False,
+                                 directory=cfg.ckpt.dir)
+  try:
+    step = ckpt.resolve_step(step)
+  finally:
+    ckpt.close()
+  return cfg, {"workdir": os.path.abspath(base_workdir), "step": int(step), "model": cfg.model.to_dict()}
+
+
+def restore_base(base: dict, cfg, mesh, rules) -> dict:
+  """The base run's encoder parameters of its recorded step, placed on `mesh`."""
+  mcfg = encoder.config_from({**cfg.model.to_dict(), "lora_rank": 0})
+  ckpt = checkpoint.Checkpointer(base["workdir"], keep=1, async_save=False, create=False, directory=cfg.ckpt.dir)
+  try:
+    return ckpt.restore_params(base["step"], encoder.sharded_abstract_params(mcfg, mesh, rules))
+  finally:
+    ckpt.close()
+
+
+def finetune(base_workdir: str, paths: dict, output: str, task: str = "classification", method: str | None = None,
+             overrides=(), seeds=(0,), sequence_column: str = "sequence", label_column: str = "label",
+             base_step: int | None = None, progress: bool = True) -> dict:
+  """Fine-tune the pretraining run `base_workdir` on the labelled tables `paths` {train, val[, test]}: one model
+  per seed in `output`, each seed's best validation checkpoint selected. Returns the finetune.json content
+  (settings, runs per seed, summary {split: {metric: {mean, std, values}}}, baseline {split: metrics},
+  wall_seconds) or {interrupted, signal, checkpoint_step, seed} after SIGTERM/SIGINT.
+
+  Raises UserError (one line; nothing written) for bad tables, labels, settings or directories."""
+  t0 = time.time()
+  base_cfg, base = load_base(base_workdir, base_step)
+  cfg = finetune_config(base_cfg, overrides, method)
+  guards.check_finite_config(cfg)
+  coding, splits = read_splits(paths, task, sequence_column, label_column)
+  window = choose_window(cfg, splits["train"].table)
+  settings = _settings(cfg, base, coding, window, paths, {"sequence": sequence_column, "label": label_column})
+  info = check_output(output, base_workdir, settings) or {**settings, "runs": {}}
+  mesh = sharding.make_mesh(cfg.mesh)
+  rules = sharding.rules_from_config(cfg.mesh.rules)
+  predictor = SequencePredictor(encoder.config_from(cfg.model.to_dict()), coding, window, None, mesh, rules,
+                                cfg.eval.batch)
+  wpr = max(windows.num_windows(len(s), window) for s in splits["train"].table.seqs)
+  FinetuneProgram(cfg, coding.num_outputs, task, len(splits["train"].table), window, wpr, 0, mesh=mesh)  # checks
+  created = not os.path.exists(output)
+  try:
+    base_params = restore_base(base, cfg, mesh, rules)
+    if runtime.is_main():
+      os.makedirs(output, exist_ok=True)
+      writers.atomic_write_text(os.path.join(output, "config.json"), config_lib.to_json(cfg))
+      writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
+  except UserError:
+    if created:
+      shutil.rmtree(output, ignore_errors=True)
+    raise
+  log.info("%s", runtime.describe(mesh))
+  log.info("fine-tuning %s (step %d), method %s, %s: %d train / %d val rows, window %d", base_workdir, base["step"],
+           cfg.finetune.method, task if task == "regression" else f"{len(coding.classes)} classes",
+           len(splits["train"].table), len(splits["val"].table), window)
+  job = loop_lib.Job(cfg, output, coding, window, splits, base_params, predictor, progress)
+  stop = guards.StopRequest()
+  stop.install()
+  try:
+    for seed in seeds:
+      result = loop_lib.run_seed(job, int(seed), stop)
+      if result.get("interrupted"):
+        return result
+      info["runs"][str(seed)] = result
+  finally:
+    stop.uninstall()
+  results = [info["runs"][str(s)] for s in seeds]
+  info["summary"] = {split: loop_lib.summarise(results, split) for split in ("val", "test") if split in results[0]}
+  info["baseline"] = loop_lib.baseline(coding, splits)
+  info["seeds"] = [int(s) for s in seeds]
+  info["wall_seconds"] = time.time() - t0
+  if runtime.is_main():
+    writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
+  return info
+
+
+def summary_table(info: dict) -> str:
+  """The summary as a Markdown table: per split, the model's metrics (mean +- std over seeds) and the k-mer
+  baseline's, the same columns."""
+  task = info["task"]
+  cols = ["mcc", "accuracy", "macro_f1", "auroc", "loss"] if task == "classification" else \
+      ["spearman", "pearson", "r2", "rmse", "loss"]
+  n = len(info.get("seeds", [0]))
+  lines = ["| split | rows | model | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]
+  for split, summary in info["summary"].items():
+    rows = summary["num_rows"]["mean"]
+    cells = []
+    for c in cols:
+      m = summary.get(c, {"mean": None, "std": None})
+      cells.append(render.number(m["mean"]) + (f" +- {render.number(m['std'])}" if n > 1 and m["std"] is not None
+                                               else ""))
+    lines.append(f"| {split} | {rows} | dnajax {info['finetune']['method']} ({n} seed{'s' * (n > 1)}) | "
+                 + " | ".join(cells) + " |")
+    b = info["baseline"].get(split, {})
+    lines.append(f"| {split} | {rows} | k-mer baseline (1-4-mers, "
+                 f"{'logistic' if task == 'classification' else 'ridge'}) | "
+                 + " | ".join(render.number(b.get(c)) for c in cols) + " |")
+  return "\n".join(lines)

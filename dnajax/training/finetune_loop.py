@@ -1,0 +1,229 @@
+"""Fine-tuning a pretrained run on labelled sequences: `finetune(...)` trains one model per seed, selects each
+seed's best checkpoint on the validation rows, and reports the metrics beside a k-mer baseline.
+
+The fine-tuning directory (`--output FT`): `config.json` (the base run's config with the `finetune` group and the
+adapted model settings), `finetune.json` (task, label coding, window, base checkpoint, settings, per-seed results,
+mean and standard deviation over seeds, the k-mer baseline), and per seed `seed_K/` with `checkpoints/` (the latest
+state, for resume), `best/` (the parameters with the best validation selection metric), `metrics.jsonl`,
+`tensorboard/` and, once finished, `result.json`. Rerunning the same command resumes an interrupted seed exactly
+where it stopped and skips finished ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+from dnajax import checkpoint, runtime
+from dnajax.data import labels as labels_lib
+from dnajax.data import tables, windows, writers
+from dnajax.errors import UserError
+from dnajax.evaluation import downstream, finetuned, render
+from dnajax.evaluation.finetuned import SequencePredictor
+from dnajax.model import heads
+from dnajax.training import guards
+from dnajax.training import writer as writer_lib
+from dnajax.training.finetune_program import FinetuneProgram
+
+log = logging.getLogger("dnajax")
+LOWER_IS_BETTER = ("loss", "rmse")
+
+
+@dataclasses.dataclass
+class Split:
+  """One labelled table: its name (train, val, test), rows and encoded targets."""
+
+  name: str
+  table: tables.SequenceTable
+  targets: np.ndarray
+
+
+@dataclasses.dataclass
+class Job:
+  """What every seed of one fine-tuning shares."""
+
+  cfg: object  # the fine-tuned model's config
+  output: str
+  coding: labels_lib.LabelCoding
+  window: int
+  splits: dict  # name -> Split
+  base_params: dict
+  predictor: SequencePredictor  # compiled once; bound to each state's parameters
+  progress: bool
+
+
+def evaluate(job: Job, params, split: str) -> dict:
+  """`finetuned.split_metrics` of the model with `params` on one of the job's labelled splits."""
+  s = job.splits[split]
+  return finetuned.split_metrics(job.coding, job.predictor.bind(params).outputs(s.table.seqs), s.targets)
+
+
+def select_metric(cfg, task: str) -> str:
+  """The validation metric that picks the best checkpoint (`finetune.select`; auto: mcc, or spearman)."""
+  sel = cfg.finetune.select
+  if sel == "auto":
+    return "mcc" if task == "classification" else "spearman"
+  allowed = {"classification": ("mcc", "accuracy", "macro_f1", "auroc", "loss"),
+             "regression": ("spearman", "pearson", "r2", "loss")}[task]
+  if sel not in allowed:
+    raise UserError(f"--config.finetune.select={sel}: not a {task} metric; use one of {', '.join(allowed)} (or auto)")
+  return sel
+
+
+def score(metrics: dict, name: str) -> float | None:
+  """The selection score (higher is better) of a metrics dict; None when the metric is undefined."""
+  v = metrics.get(name)
+  return None if v is None else (-v if name in LOWER_IS_BETTER else v)
+
+
+def _better(a: float | None, b: float | None) -> bool:
+  return a is not None and (b is None or a > b)
+
+
+def _train_record(pending: list, task: str) -> dict:
+  vals = jax.device_get(pending)
+  rows = sum(float(v["rows"]) for v in vals)
+  rec = {"train/loss": sum(float(v["loss_sum"]) for v in vals) / rows if rows else None,
+         "train/grad_norm": float(vals[-1]["grad_norm"]), "train/learning_rate": float(vals[-1]["lr"])}
+  if task == "classification":
+    rec["train/accuracy"] = sum(float(v["correct"]) for v in vals) / rows if rows else None
+  if rec["train/loss"] is not None and not math.isfinite(rec["train/loss"]):
+    raise guards.TrainingDiverged("fine-tuning diverged: non-finite loss; lower --config.finetune.learning_rate")
+  return rec
+
+
+def standardise(job: Job, program: FinetuneProgram, state: dict) -> dict:
+  """The state with the head's `pool_shift` / `pool_scale` set to the mean and 1 / standard deviation of the
+  starting model's pooled features over the training rows (see `heads.SequenceModel`)."""
+  feats = job.predictor.bind(program.params(state)).pooled(job.splits["train"].table.seqs).astype(np.float64)
+  trainable = dict(state["trainable"])
+  for key, value in (("pool_shift", feats.mean(0)), ("pool_scale", 1.0 / np.maximum(feats.std(0), 1e-6))):
+    trainable[key] = jax.device_put(value.astype(np.float32), program.state_sh["trainable"][key])
+  return {**state, "trainable": trainable}
+
+
+def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
+  """Fine-tune (or resume, or read back) seed `seed`: its result {seed, best_step, select_metric, select_score, val,
+  test (or absent), steps, epochs, stopped_early, wall_seconds}, or {interrupted, signal, checkpoint_step}."""
+  sdir = os.path.join(job.output, f"seed_{seed}")
+  result_path = os.path.join(sdir, "result.json")
+  if os.path.isfile(result_path):
+    with open(result_path) as f:
+      return json.load(f)
+  t0 = time.time()
+  cfg, train = job.cfg, job.splits["train"]
+  wpr = max(windows.num_windows(len(s), job.window) for s in train.table.seqs)
+  program = FinetuneProgram(cfg, job.coding.num_outputs, job.coding.task, len(train.table), job.window, wpr, seed,
+                            mesh=job.predictor.mesh)
+  os.makedirs(sdir, exist_ok=True)
+  ckpt = checkpoint.Checkpointer(sdir, keep=1, async_save=False)
+  best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, directory=os.path.join(sdir, "best"))
+  writer = writer_lib.MetricsWriter(sdir, cfg.log.tensorboard)
+  metric = select_metric(cfg, job.coding.task)
+  start = ckpt.latest_step()
+  record = {"best_step": None, "best_score": None, "best_val": None, "since_best": 0, "stopped_early": False,
+            "wall_seconds": 0.0}
+  if start is None:
+    state, start = standardise(job, program, program.init(job.base_params)), 0
+  else:
+    state, meta = ckpt.restore(start, program.abstract_state)
+    record = meta["record"]
+    log.info("seed %d: resumed from step %d", seed, start)
+  f = cfg.finetune
+  eval_every, total = f.eval_every or program.steps_per_epoch, program.total_steps
+  bar = tqdm(total=total, initial=start, desc=f"seed {seed}", unit="step", dynamic_ncols=True,
+             disable=not (job.progress and runtime.is_main()))
+  pending, done = [], start
+  try:
+    for step in range(start, total):
+      if record["stopped_early"]:
+        break
+      state, m = program.step(state, program.make_batch(step, train.table.seqs, train.targets))
+      done = step + 1
+      pending.append(m)
+      if done % f.log_every == 0 or done == total:
+        rec = _train_record(pending, job.coding.task)
+        writer.write(done, "train", rec)
+        bar.set_postfix(loss=render.number(rec["train/loss"], ".3f"))
+        pending = []
+      stopping = stop.requested_everywhere(at_sync_point=done % f.log_every == 0)
+      if done % eval_every == 0 or done == total:
+        val = evaluate(job, program.params(state), "val")
+        writer.write(done, "val", render.flatten(val, "val"))
+        s = score(val, metric)
+        if _better(s, record["best_score"]) or record["best_step"] is None:
+          record.update(best_step=done, best_score=s, best_val=val, since_best=0)
+          best.save(done, {"params": program.params(state)}, {"step": done, "val": val}, force=True)
+        else:
+          record["since_best"] += 1
+          record["stopped_early"] = bool(f.patience and record["since_best"] >= f.patience)
+        bar.set_postfix(loss=render.number(val["loss"], ".3f"), **{f"val_{metric}": render.number(val[metric])})
+      if done % eval_every == 0 or done == total or stopping:
+        record["wall_seconds"] += time.time() - t0
+        t0 = time.time()
+        ckpt.save(done, state, {"step": done, "record": record, "config": cfg.to_dict()}, force=True)
+      bar.update(1)
+      if stopping:
+        log.warning("%s: seed %d stopped after step %d (checkpoint saved); rerun the same command to resume",
+                    stop.name, seed, done)
+        return {"interrupted": True, "signal": stop.name, "checkpoint_step": done, "seed": seed}
+  finally:
+    bar.close()
+    ckpt.close()
+    best.close()
+    writer.close()
+  # A fresh manager reads the best parameters back (the one that saved them cannot restore a part of the state).
+  best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, create=False, directory=os.path.join(sdir, "best"))
+  try:
+    params = best.restore_params(record["best_step"], heads.sharded_abstract_params(
+        program.mcfg, job.coding.num_outputs, program.mesh, program.rules))
+  finally:
+    best.close()
+  result = {"seed": seed, "best_step": record["best_step"], "select_metric": metric,
+            "select_score": record["best_score"], "val": record["best_val"], "steps": done,
+            "epochs": done / program.steps_per_epoch, "stopped_early": record["stopped_early"],
+            "wall_seconds": record["wall_seconds"] + time.time() - t0}
+  if "test" in job.splits:
+    result["test"] = evaluate(job, params, "test")
+  if runtime.is_main():
+    writers.atomic_write_text(result_path, render.to_json(result) + "\n")
+  return result
+
+
+def summarise(results: list[dict], split: str) -> dict:
+  """{metric: {"mean", "std", "values"}} over seeds of one split's metrics (std: sample standard deviation, 0 for
+  one seed; None where a seed's value is undefined)."""
+  out = {}
+  for k in results[0][split]:
+    vals = [r[split][k] for r in results]
+    if k == "num_rows" or any(v is None for v in vals):
+      out[k] = {"mean": None if any(v is None for v in vals) else vals[0], "std": None, "values": vals}
+      continue
+    out[k] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+              "values": vals}
+  return out
+
+
+def baseline(coding: labels_lib.LabelCoding, splits: dict) -> dict:
+  """The k-mer baseline (`downstream.KmerBaseline`) fitted on the training rows: {split: metrics} for val/test."""
+  train = splits["train"]
+  model = downstream.KmerBaseline(coding.task).fit(train.table.seqs, train.targets)
+  out = {}
+  for name in ("val", "test"):
+    if name in splits:
+      s = splits[name]
+      if coding.task == "classification":
+        out[name] = downstream.classification_metrics(s.targets, model.predict(s.table.seqs, len(coding.classes)),
+                                                      coding.classes)
+      else:
+        pred = model.predict(s.table.seqs) * coding.std + coding.mean
+        out[name] = downstream.regression_metrics(s.targets * coding.std + coding.mean, pred)
+  return out
