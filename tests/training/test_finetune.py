@@ -132,7 +132,7 @@ def test_head_method_regression_in_label_units(tiny_run, data, tmp_path, capsys)
 
 def test_resume_after_sigterm_is_bit_identical(tiny_run, data, tmp_path, capsys):
   base, _ = tiny_run
-  args = ["--config.finetune.epochs=6", "--config.finetune.batch=8", "--config.finetune.log_every=1",
+  args = ["--config.finetune.epochs=4", "--config.finetune.batch=8", "--config.finetune.log_every=1",
           "--config.finetune.patience=0", "--config.finetune.dropout=0.1", "--method", "full", "--no-progress"]
   straight = tmp_path / "straight"
   code = cli.main(["finetune", "--workdir", base, "--train", str(data["train"]), "--val", str(data["val"]),
@@ -153,7 +153,7 @@ def test_resume_after_sigterm_is_bit_identical(tiny_run, data, tmp_path, capsys)
   _, err = proc.communicate(timeout=120)
   assert proc.returncode == 0 and "stopped by SIGTERM after step" in err, err
   stopped = int(err.split("stopped by SIGTERM after step ")[1].split()[0])
-  assert 3 <= stopped < 48 and not (run / "seed_0" / "result.json").exists()
+  assert 3 <= stopped < 32 and not (run / "seed_0" / "result.json").exists()
   r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
   assert r.returncode == 0, r.stderr
   a, b = (json.load(open(d / "seed_0" / "result.json")) for d in (straight, run))
@@ -171,15 +171,14 @@ def test_one_and_eight_devices_give_the_same_metrics(tiny_run, data, tmp_path, c
           "--method", "full", "--json"]
   captured = _finetune(capsys, base, data, tmp_path / "one", "--method", "full", "--json")
   one = json.loads(captured.out)
-  spec = {"cli": {"dp8": args + ["--output", str(tmp_path / "dp8")],
-                  "fsdp": args + ["--output", str(tmp_path / "fsdp"), "--config.mesh.data=4",
-                                  "--config.mesh.fsdp=2"]}}
+  spec = {"cli": {"fsdp": args + ["--output", str(tmp_path / "fsdp"), "--config.mesh.data=4",
+                                  "--config.mesh.fsdp=2"]}}  # 8 devices: data 4 x fsdp 2 (parameters sharded)
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   r = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "multidevice_runner.py"), json.dumps(spec)],
                      capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
   assert r.returncode == 0, r.stderr[-3000:]
   out = json.loads([x for x in r.stdout.splitlines() if x.startswith("RESULT ")][-1][len("RESULT "):])
-  for name in ("dp8", "fsdp"):
+  for name in ("fsdp",):
     assert out[name]["code"] == 0, out[name]["stderr"]
     other = json.loads(out[name]["stdout"])
     for k in ("loss", "accuracy", "auroc"):
