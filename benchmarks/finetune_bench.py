@@ -50,7 +50,7 @@ def base_model(workdir: str, data_dir: str, progress: bool) -> tuple[str, float]
   return base, minutes
 
 
-def table(rows: list[dict], baseline: dict, n_seeds: int) -> str:
+def table(rows: list[dict], baselines: dict, n_seeds: int) -> str:
   """The Markdown table of the methods, the baseline and the published numbers (dev split)."""
   def cell(summary, key):
     m = summary[key]
@@ -62,8 +62,11 @@ def table(rows: list[dict], baseline: dict, n_seeds: int) -> str:
     s = r["summary"]["val"]
     out.append(f"| dnajax {r['method']} ({n_seeds} seed{'s' * (n_seeds > 1)}) | dev | {cell(s, 'mcc')} | "
                f"{cell(s, 'accuracy')} | {cell(s, 'auroc')} | {r['minutes']:.1f} min |")
-  out.append(f"| k-mer baseline: 1-4-mer counts + logistic regression | dev | {render.number(baseline['mcc'])} | "
-             f"{render.number(baseline['accuracy'])} | {render.number(baseline['auroc'])} | < 1 min |")
+  for name, what in finetune_job.BASELINE_NAMES.items():
+    if name in baselines:
+      b = baselines[name]["val"]
+      out.append(f"| {what} + logistic regression | dev | {render.number(b['mcc'])} | "
+                 f"{render.number(b['accuracy'])} | {render.number(b['auroc'])} | < 1 min |")
   for name, mcc in PUBLISHED:
     out.append(f"| {name}, published | test | {mcc / 100:.4f} | - | - | - |")
   return "\n".join(out)
@@ -102,10 +105,10 @@ def main(argv=None) -> int:
     print(f"finetune_bench: error: {e}", file=sys.stderr)
     return 2
   print(f"Base model: configs/default.py on {' + '.join(BASE_DATA)} ({base_minutes:.1f} min).")
-  print(table(rows, info["baseline"]["val"], len(seeds)))
+  print(table(rows, info["baselines"], len(seeds)))
   if args.output:
     writers.atomic_write_text(args.output, render.to_json({"base_minutes": base_minutes, "methods": rows,
-                                                           "baseline": info["baseline"]}) + "\n")
+                                                           "baselines": info["baselines"]}) + "\n")
   return 0
 
 

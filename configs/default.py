@@ -88,7 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
   # Fine-tuning on labelled sequences (`dnajax finetune`; ignored by `dnajax train`). The defaults are the
   # settings measured best on GUE prom_core_tata dev (README, "Fine-tuning"): see benchmarks/finetune_bench.py.
   c.finetune = f = ml_collections.ConfigDict()
-  f.method = "full"  # head: the head on a frozen encoder | full: everything | lora: adapters + the head
+  f.method = "lora"  # head: the head on a frozen encoder | full: everything | lora: adapters + the head
   f.learning_rate = 1e-3  # peak; linear warm-up, cosine decay to 5% (opt.end_lr_fraction), AdamW as pretraining
   f.warmup_fraction = 0.1  # of all fine-tuning steps
   f.weight_decay = 0.01
@@ -99,6 +99,10 @@ def get_config() -> ml_collections.ConfigDict:
   f.lora_rank = 8  # method lora: adapter rank on every attention and MLP projection
   f.lora_alpha = 16.0  # method lora: adapter output scaled by lora_alpha / lora_rank
   f.window = 0  # window length; 0: the base run's data.seq_len, shortened to the longest training sequence
+  # Pooling before the head: mean (over each sequence's bases; any length) | positions (each position's hidden
+  # state side by side: for aligned, fixed-length inputs; sequences at most the training length, in one window) |
+  # auto (positions when every training sequence has the same length and fits one window, else mean).
+  f.pool = "auto"
   f.eval_every = 0  # steps between validations (and checkpoints); 0: once per epoch
   f.patience = 3  # validations without a better selection metric before stopping; 0: never stop early
   f.select = "auto"  # the validation metric that picks the best checkpoint: auto (mcc; regression: spearman),

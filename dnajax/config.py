@@ -143,6 +143,7 @@ _RANGES = (
     *((k, *_INDEX) for k in ("train.seed", "eval.seed", "opt.warmup_steps", "finetune.window", "finetune.eval_every",
                              "finetune.patience")),
     ("finetune.method", "head, full or lora", lambda v: v in ("head", "full", "lora")),
+    ("finetune.pool", "auto, mean or positions", lambda v: v in ("auto", "mean", "positions")),
     ("finetune.select", "auto, loss or a metric name (mcc, accuracy, macro_f1, auroc, spearman, pearson, r2)",
      lambda v: v in ("auto", "loss", "mcc", "accuracy", "macro_f1", "auroc", "spearman", "pearson", "r2")),
     ("finetune.learning_rate", "a number > 0", lambda v: _is_num(v) and v > 0),

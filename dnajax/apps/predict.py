@@ -91,6 +91,7 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   table = tables.read_table(input_path, sequence_column or info["columns"]["sequence"],
                             label_column or info["columns"]["label"])
   model = finetuned.SequencePredictor.from_workdir(workdir, seed)
+  model.check_lengths(table)
   coding = model.coding
   outputs = model.outputs(table.seqs, progress=True)
   values = coding.values(outputs)

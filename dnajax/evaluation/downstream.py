@@ -6,9 +6,11 @@ Zhou et al. 2024), macro F1 and AUROC (binary; one-vs-rest macro for more classe
 correlation, R^2 and RMSE. A metric that is undefined on the rows given (AUROC with one class present, a
 correlation of a constant) is None, never NaN.
 
-The baseline is the one the acceptance of fine-tuning names: counts of every 1- to 4-mer (340 features per sequence,
-k-mers with N skipped), standardised, then a logistic regression (classification) or a ridge regression with its
-penalty chosen by cross-validation (regression), fitted on the training rows only.
+Baselines, fitted on the training rows only: counts of every 1- to 4-mer (340 features per sequence, k-mers with N
+skipped; `KmerBaseline`, the one the fine-tuning acceptance names) and, for aligned fixed-length inputs, the base at
+each position one-hot (`PositionBaseline`, a position weight matrix learned discriminatively); each standardised, then
+a logistic regression (classification) or a ridge regression with its penalty chosen by cross-validation
+(regression).
 """
 
 from __future__ import annotations
@@ -86,32 +88,57 @@ def regression_metrics(y_true, y_pred) -> dict:
           "rmse": _finite(math.sqrt(skm.mean_squared_error(y_true, y_pred))), "num_rows": int(len(y_true))}
 
 
-class KmerBaseline:
-  """1- to 4-mer counts, standardised, then logistic regression (`task="classification"`, classes as int indices
-  0..C-1) or ridge regression with cross-validated penalty (`"regression"`). `fit` on training rows, then
-  `predict` (class probabilities float[N, C] or values float[N])."""
+def position_onehot(seqs, positions: int) -> np.ndarray:
+  """float32[N, 4 * positions]: the base (A/C/G/T; N and positions after the end all zero) at positions
+  0..positions-1 of each sequence (token ids), one-hot."""
+  out = np.zeros((len(seqs), positions, 4), np.float32)
+  for i, ids in enumerate(seqs):
+    codes = np.asarray(ids[:positions], np.int64) - tokens.A
+    ok = (codes >= 0) & (codes <= 3)
+    out[i, np.flatnonzero(ok), codes[ok]] = 1.0
+  return out.reshape(len(seqs), -1)
 
-  def __init__(self, task: str, seed: int = 0):
+
+class LinearBaseline:
+  """Features of each sequence (`features(seqs) -> float[N, F]`), standardised, then logistic regression
+  (`task="classification"`, classes as int indices 0..C-1) or ridge regression with cross-validated penalty
+  (`"regression"`). `fit` on training rows, then `predict` (class probabilities float[N, C] or values float[N])."""
+
+  def __init__(self, task: str, features, seed: int = 0):
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     if task not in ("classification", "regression"):
       raise ValueError(f"task {task!r}: classification or regression")
-    self.task = task
+    self.task, self.features = task, features
     estimator = (LogisticRegression(max_iter=5000, random_state=seed) if task == "classification"
                  else RidgeCV(alphas=np.logspace(-3, 4, 15)))
     self.model = make_pipeline(StandardScaler(), estimator)
 
-  def fit(self, seqs, y) -> KmerBaseline:
-    self.model.fit(kmer_counts(seqs), np.asarray(y))
+  def fit(self, seqs, y) -> LinearBaseline:
+    self.model.fit(self.features(seqs), np.asarray(y))
     return self
 
   def predict(self, seqs, num_classes: int | None = None) -> np.ndarray:
-    x = kmer_counts(seqs)
+    x = self.features(seqs)
     if self.task == "regression":
       return self.model.predict(x).astype(np.float64)
     p = self.model.predict_proba(x)
     out = np.zeros((len(x), num_classes or p.shape[1]))
     out[:, self.model.classes_] = p  # classes absent from the training rows get probability 0
     return out
+
+
+class KmerBaseline(LinearBaseline):
+  """`LinearBaseline` on 1- to 4-mer counts (`kmer_counts`)."""
+
+  def __init__(self, task: str, seed: int = 0):
+    super().__init__(task, kmer_counts, seed)
+
+
+class PositionBaseline(LinearBaseline):
+  """`LinearBaseline` on the one-hot base at each of the first `positions` positions (`position_onehot`)."""
+
+  def __init__(self, task: str, positions: int, seed: int = 0):
+    super().__init__(task, lambda seqs: position_onehot(seqs, positions), seed)

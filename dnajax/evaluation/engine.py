@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -80,6 +81,15 @@ class Engine:
 
     Raises UserError for a directory that is not a training run, a missing step or an unreadable checkpoint."""
     path = os.path.join(workdir, "config.json")
+    info = os.path.join(workdir, "finetune.json")  # (evaluation/finetuned.py's INFO)
+    if os.path.isfile(info):
+      try:
+        with open(info) as f:
+          base = json.load(f)["base"]["workdir"]
+      except (OSError, ValueError, KeyError, TypeError):
+        base = "the run it started from"
+      raise UserError(f"{workdir}: a fine-tuning directory; this command takes a pretraining run's --workdir "
+                      f"({base}); a fine-tuned model is applied with `dnajax predict --workdir {workdir}`")
     if not os.path.isfile(path):
       raise UserError(f"{workdir}: not a dnajax workdir (no config.json); pass the --workdir of a training run")
     with open(path) as f:

@@ -98,13 +98,14 @@ class SequencePredictor:
   Attributes: mcfg, coding (`labels.LabelCoding`), window (L), mesh, params, batch_windows (windows per batch)."""
 
   def __init__(self, mcfg: encoder.ModelConfig, coding: labels_lib.LabelCoding, window: int, params, mesh,
-               rules, batch_windows: int = 128):
+               rules, batch_windows: int = 128, positions: int = 0):
     self.mcfg, self.coding, self.window, self.params, self.mesh = mcfg, coding, int(window), params, mesh
+    self.positions = int(positions)
     self._unit = math.lcm(sharding.axis_size(mesh, rules.get("batch")), jax.process_count())
     self.batch_windows = max(int(batch_windows), self._unit)
-    graphdef, _ = heads.model_graph(mcfg, coding.num_outputs)
+    graphdef, _ = heads.model_graph(mcfg, coding.num_outputs, 0.0, self.positions)
     param_sh = jax.tree.map(lambda a: a.sharding,
-                            heads.sharded_abstract_params(mcfg, coding.num_outputs, mesh, rules))
+                            heads.sharded_abstract_params(mcfg, coding.num_outputs, mesh, rules, self.positions))
     in_sh = sharding.batch_sharding(mesh, 3, rules)
     self._in_sh = in_sh
     self._forward, self._pooled = (
@@ -132,10 +133,11 @@ class SequencePredictor:
                                    directory=os.path.join(workdir, f"seed_{seed}", "best"))
     try:
       step = ckpt.resolve_step(None)
-      params = ckpt.restore_params(step, heads.sharded_abstract_params(mcfg, coding.num_outputs, mesh, rules))
+      params = ckpt.restore_params(step, heads.sharded_abstract_params(mcfg, coding.num_outputs, mesh, rules,
+                                                                       info.get("positions", 0)))
     finally:
       ckpt.close()
-    return cls(mcfg, coding, info["window"], params, mesh, rules, cfg.eval.batch)
+    return cls(mcfg, coding, info["window"], params, mesh, rules, cfg.eval.batch, info.get("positions", 0))
 
   def bind(self, params) -> SequencePredictor:
     """The same predictor (compiled function shared) with other parameters of the same shapes and shardings."""
@@ -144,13 +146,25 @@ class SequencePredictor:
     out.params = params
     return out
 
+  def check_lengths(self, table) -> None:
+    """Raises UserError naming the first row of `table` (`tables.SequenceTable`) longer than the positions a
+    position-wise head reads (no limit for a mean-pooled one)."""
+    if not self.positions:
+      return
+    for i, s in enumerate(table.seqs):
+      if len(s) > self.positions:
+        raise UserError(f"{labels_lib.row_name(table, i)}: {len(s)} bases; this model reads each position on its own "
+                        f"(finetune.pool=positions) and takes sequences of at most {self.positions} bases, the "
+                        "training length; trim or drop the row, or fine-tune with --config.finetune.pool=mean")
+
   def outputs(self, seqs: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
     """Head outputs float32[N, K] of sequences (token ids uint8, any length >= 1), in input order."""
     return self._run(self._forward, self.coding.num_outputs, seqs, progress)
 
   def pooled(self, seqs: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
-    """The pooled encoder output float32[N, D] (before standardisation and the head), in input order."""
-    return self._run(self._pooled, self.mcfg.d_model, seqs, progress)
+    """The pooled encoder output float32[N, D] (position-wise: [N, P * D]) before standardisation and the head,
+    in input order."""
+    return self._run(self._pooled, self.mcfg.d_model * max(self.positions, 1), seqs, progress)
 
   def _run(self, fn, width: int, seqs: Sequence[np.ndarray], progress: bool) -> np.ndarray:
     L = self.window

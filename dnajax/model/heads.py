@@ -24,28 +24,40 @@ from dnajax.sharding import tree_shardings
 
 
 class SequenceModel(nnx.Module):
-  """Encoder + mean pooling over each sequence's windows + standardisation + dropout + linear head.
+  """Encoder + pooling over each sequence + standardisation + dropout + linear head.
+
+  Pooling: with `positions` 0, the mean of the final hidden states over the sequence's own positions (any length,
+  any number of windows); with `positions` P > 0, the hidden states of positions 0..P-1 side by side (float[P * D],
+  zeros after a sequence's end; one window per sequence, P <= L), so the head can weigh each position on its own -
+  what aligned, fixed-length inputs (promoters around a TSS, splice sites) need, since mean pooling and relative
+  (RoPE) positions cannot tell where in the sequence a motif sits.
 
   `__call__(tokens int[S, W, L], weights float[S, W, L], dropout_key=None) -> float32[S, K]`."""
 
-  def __init__(self, cfg: ModelConfig, num_outputs: int, head_dropout: float, rngs: nnx.Rngs):
+  def __init__(self, cfg: ModelConfig, num_outputs: int, head_dropout: float, rngs: nnx.Rngs, positions: int = 0):
     self.encoder = Encoder(cfg, rngs)
-    self.head_dropout = head_dropout
-    self.head = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(), (cfg.d_model, num_outputs), jnp.float32),
+    self.head_dropout, self.positions = head_dropout, positions
+    width = cfg.d_model * max(positions, 1)
+    self.head = nnx.Param(nnx.initializers.normal(0.02)(rngs.params(), (width, num_outputs), jnp.float32),
                           out_sharding=("embed", None))
     self.head_bias = nnx.Param(jnp.zeros((num_outputs,), jnp.float32), out_sharding=(None,))
     # The pooled vector is standardised before the head: (x - pool_shift) * pool_scale, set from the training rows'
     # pooled features when fine-tuning starts (as a StandardScaler before a linear model), then trained with the
     # head. Without it a mean over ~100 positions varies little between sequences, and the head's weights, moving
     # by at most the learning rate per Adam step, cannot grow fast enough to use it (measured: training loss stuck).
-    self.pool_shift = nnx.Param(jnp.zeros((cfg.d_model,), jnp.float32), out_sharding=("embed",))
-    self.pool_scale = nnx.Param(jnp.ones((cfg.d_model,), jnp.float32), out_sharding=("embed",))
+    self.pool_shift = nnx.Param(jnp.zeros((width,), jnp.float32), out_sharding=("embed",))
+    self.pool_scale = nnx.Param(jnp.ones((width,), jnp.float32), out_sharding=("embed",))
 
   def pooled(self, tokens_SxWxL: jax.Array, weights_SxWxL: jax.Array, dropout_key=None) -> jax.Array:
-    """The mean of the final hidden states over each sequence's weighted positions, float32[S, D]."""
+    """The pooled final hidden states, float32[S, D] (mean over each sequence's weighted positions) or float32[S,
+    P * D] (positions 0..P-1 of the first window, zero where the weight is 0)."""
     S, W, L = tokens_SxWxL.shape
-    h_RxLxD = self.encoder.encode(tokens_SxWxL.reshape(S * W, L).astype(jnp.int32), -1, dropout_key)
     w_SxWxL = weights_SxWxL.astype(jnp.float32)
+    if self.positions:
+      P = self.positions
+      h_SxPxD = self.encoder.encode(tokens_SxWxL[:, 0, :].astype(jnp.int32), -1, dropout_key)[:, :P]
+      return (h_SxPxD.astype(jnp.float32) * w_SxWxL[:, 0, :P, None]).reshape(S, -1)
+    h_RxLxD = self.encoder.encode(tokens_SxWxL.reshape(S * W, L).astype(jnp.int32), -1, dropout_key)
     total_SxD = (h_RxLxD.astype(jnp.float32).reshape(S, W * L, -1) * w_SxWxL.reshape(S, W * L, 1)).sum(1)
     return total_SxD / jnp.maximum(w_SxWxL.sum((1, 2)), 1.0)[:, None]
 
@@ -60,22 +72,23 @@ class SequenceModel(nnx.Module):
     return x_SxD @ self.head[...] + self.head_bias[...]
 
 
-def model_graph(cfg: ModelConfig, num_outputs: int, head_dropout: float = 0.0):
+def model_graph(cfg: ModelConfig, num_outputs: int, head_dropout: float = 0.0, positions: int = 0):
   """(graphdef, logical PartitionSpecs of the parameters as a pure dict) of a `SequenceModel`, without allocating
   parameters (as `encoder.model_graph`)."""
-  return encoder.graph_of(lambda: SequenceModel(cfg, num_outputs, head_dropout, nnx.Rngs(0)))
+  return encoder.graph_of(lambda: SequenceModel(cfg, num_outputs, head_dropout, nnx.Rngs(0), positions))
 
 
-def init_params(cfg: ModelConfig, num_outputs: int, head_dropout: float, seed: int) -> dict:
+def init_params(cfg: ModelConfig, num_outputs: int, head_dropout: float, seed: int, positions: int = 0) -> dict:
   """Freshly initialised `SequenceModel` parameters, a pure dict of float32 arrays: {"encoder": ..., "head": float32[D,
   K], "head_bias": float32[K]} (with `cfg.lora_rank` > 0 the encoder's blocks hold `lora_*` adapters)."""
-  return nnx.to_pure_dict(nnx.state(SequenceModel(cfg, num_outputs, head_dropout, nnx.Rngs(seed)), nnx.Param))
+  return nnx.to_pure_dict(nnx.state(SequenceModel(cfg, num_outputs, head_dropout, nnx.Rngs(seed), positions),
+                                    nnx.Param))
 
 
-def sharded_abstract_params(cfg: ModelConfig, num_outputs: int, mesh, rules) -> dict:
+def sharded_abstract_params(cfg: ModelConfig, num_outputs: int, mesh, rules, positions: int = 0) -> dict:
   """The `SequenceModel` parameters as jax.ShapeDtypeStructs with their NamedShardings on `mesh` (adapters, which
   carry no logical axes, replicated)."""
-  _, specs = model_graph(cfg, num_outputs)
-  abstract = jax.eval_shape(functools.partial(init_params, cfg, num_outputs, 0.0, 0))
+  _, specs = model_graph(cfg, num_outputs, 0.0, positions)
+  abstract = jax.eval_shape(functools.partial(init_params, cfg, num_outputs, 0.0, 0, positions))
   shardings = tree_shardings(specs, abstract, mesh, rules)
   return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)

@@ -24,6 +24,7 @@ from dnajax.training.finetune_program import FinetuneProgram
 
 log = logging.getLogger("dnajax")
 OVERRIDABLE = ("finetune.", "mesh.", "eval.batch", "log.")
+BASELINE_NAMES = {"kmer": "baseline: 1-4-mer counts", "position_onehot": "baseline: one-hot base per position"}
 
 
 def finetune_config(base_cfg, overrides=(), method: str | None = None):
@@ -58,6 +59,20 @@ def choose_window(cfg, train: tables.SequenceTable) -> int:
     raise UserError(f"--config.finetune.window={w}: the base model has learned positions up to "
                     f"model.max_len={cfg.model.max_len}; pass a window <= {cfg.model.max_len}")
   return w
+
+
+def choose_positions(cfg, train: tables.SequenceTable, window: int) -> int:
+  """The positions a position-wise head reads (the longest training sequence), or 0 for mean pooling, from
+  `finetune.pool` (auto: position-wise when every training sequence has the same length and fits one window).
+  Raises UserError for `positions` with training sequences longer than the window."""
+  lengths = {len(s) for s in train.seqs}
+  pool, longest = cfg.finetune.pool, max(lengths)
+  if pool == "positions" and longest > window:
+    raise UserError(f"--config.finetune.pool=positions: training sequences of up to {longest} bases do not fit one "
+                    f"window of {window}; pass --config.finetune.window={-(-longest // 8) * 8} or use pool=mean")
+  if pool == "positions" or (pool == "auto" and len(lengths) == 1 and longest <= window):
+    return longest
+  return 0
 
 
 def read_splits(paths: dict, task: str, sequence_column: str, label_column: str):
@@ -135,7 +150,7 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
              base_step: int | None = None, progress: bool = True) -> dict:
   """Fine-tune the pretraining run `base_workdir` on the labelled tables `paths` {train, val[, test]}: one model
   per seed in `output`, each seed's best validation checkpoint selected. Returns the finetune.json content
-  (settings, runs per seed, summary {split: {metric: {mean, std, values}}}, baseline {split: metrics},
+  (settings, runs per seed, summary {split: {metric: {mean, std, values}}}, baselines {name: {split: metrics}},
   wall_seconds) or {interrupted, signal, checkpoint_step, seed} after SIGTERM/SIGINT.
 
   Raises UserError (one line; nothing written) for bad tables, labels, settings or directories."""
@@ -145,14 +160,19 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
   guards.check_finite_config(cfg)
   coding, splits = read_splits(paths, task, sequence_column, label_column)
   window = choose_window(cfg, splits["train"].table)
-  settings = _settings(cfg, base, coding, window, paths, {"sequence": sequence_column, "label": label_column})
+  positions = choose_positions(cfg, splits["train"].table, window)
+  settings = {**_settings(cfg, base, coding, window, paths, {"sequence": sequence_column, "label": label_column}),
+              "positions": positions}
   info = check_output(output, base_workdir, settings) or {**settings, "runs": {}}
   mesh = sharding.make_mesh(cfg.mesh)
   rules = sharding.rules_from_config(cfg.mesh.rules)
   predictor = SequencePredictor(encoder.config_from(cfg.model.to_dict()), coding, window, None, mesh, rules,
-                                cfg.eval.batch)
+                                cfg.eval.batch, positions)
+  for split in splits.values():
+    predictor.check_lengths(split.table)
   wpr = max(windows.num_windows(len(s), window) for s in splits["train"].table.seqs)
-  FinetuneProgram(cfg, coding.num_outputs, task, len(splits["train"].table), window, wpr, 0, mesh=mesh)  # checks
+  FinetuneProgram(cfg, coding.num_outputs, task, len(splits["train"].table), window, wpr, 0, mesh=mesh,
+                  positions=positions)  # checks the batch against the mesh before anything is written
   created = not os.path.exists(output)
   try:
     base_params = restore_base(base, cfg, mesh, rules)
@@ -165,9 +185,10 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
       shutil.rmtree(output, ignore_errors=True)
     raise
   log.info("%s", runtime.describe(mesh))
-  log.info("fine-tuning %s (step %d), method %s, %s: %d train / %d val rows, window %d", base_workdir, base["step"],
-           cfg.finetune.method, task if task == "regression" else f"{len(coding.classes)} classes",
-           len(splits["train"].table), len(splits["val"].table), window)
+  log.info("fine-tuning %s (step %d), method %s, %s: %d train / %d val rows, window %d, %s", base_workdir,
+           base["step"], cfg.finetune.method, task if task == "regression" else f"{len(coding.classes)} classes",
+           len(splits["train"].table), len(splits["val"].table), window,
+           f"position-wise head over {positions} positions" if positions else "mean pooling")
   job = loop_lib.Job(cfg, output, coding, window, splits, base_params, predictor, progress)
   stop = guards.StopRequest()
   stop.install()
@@ -181,7 +202,7 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
     stop.uninstall()
   results = [info["runs"][str(s)] for s in seeds]
   info["summary"] = {split: loop_lib.summarise(results, split) for split in ("val", "test") if split in results[0]}
-  info["baseline"] = loop_lib.baseline(coding, splits)
+  info["baselines"] = loop_lib.baselines(coding, splits, positions)
   info["seeds"] = [int(s) for s in seeds]
   info["wall_seconds"] = time.time() - t0
   if runtime.is_main():
@@ -190,7 +211,7 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
 
 
 def summary_table(info: dict) -> str:
-  """The summary as a Markdown table: per split, the model's metrics (mean +- std over seeds) and the k-mer
+  """The summary as a Markdown table: per split, the model's metrics (mean +- std over seeds) and each
   baseline's, the same columns."""
   task = info["task"]
   cols = ["mcc", "accuracy", "macro_f1", "auroc", "loss"] if task == "classification" else \
@@ -206,8 +227,10 @@ def summary_table(info: dict) -> str:
                                                else ""))
     lines.append(f"| {split} | {rows} | dnajax {info['finetune']['method']} ({n} seed{'s' * (n > 1)}) | "
                  + " | ".join(cells) + " |")
-    b = info["baseline"].get(split, {})
-    lines.append(f"| {split} | {rows} | k-mer baseline (1-4-mers, "
-                 f"{'logistic' if task == 'classification' else 'ridge'}) | "
-                 + " | ".join(render.number(b.get(c)) for c in cols) + " |")
+    for name, what in BASELINE_NAMES.items():
+      if name in info["baselines"]:
+        b = info["baselines"][name].get(split, {})
+        model = "logistic" if task == "classification" else "ridge"
+        lines.append(f"| {split} | {rows} | {what} + {model} regression | "
+                     + " | ".join(render.number(b.get(c)) for c in cols) + " |")
   return "\n".join(lines)

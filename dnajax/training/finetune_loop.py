@@ -105,7 +105,7 @@ def standardise(job: Job, program: FinetuneProgram, state: dict) -> dict:
   starting model's pooled features over the training rows (see `heads.SequenceModel`)."""
   feats = job.predictor.bind(program.params(state)).pooled(job.splits["train"].table.seqs).astype(np.float64)
   trainable = dict(state["trainable"])
-  for key, value in (("pool_shift", feats.mean(0)), ("pool_scale", 1.0 / np.maximum(feats.std(0), 1e-6))):
+  for key, value in (("pool_shift", feats.mean(0)), ("pool_scale", 1.0 / np.maximum(feats.std(0), 1e-3))):
     trainable[key] = jax.device_put(value.astype(np.float32), program.state_sh["trainable"][key])
   return {**state, "trainable": trainable}
 
@@ -122,7 +122,7 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   cfg, train = job.cfg, job.splits["train"]
   wpr = max(windows.num_windows(len(s), job.window) for s in train.table.seqs)
   program = FinetuneProgram(cfg, job.coding.num_outputs, job.coding.task, len(train.table), job.window, wpr, seed,
-                            mesh=job.predictor.mesh)
+                            mesh=job.predictor.mesh, positions=job.predictor.positions)
   os.makedirs(sdir, exist_ok=True)
   ckpt = checkpoint.Checkpointer(sdir, keep=1, async_save=False)
   best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, directory=os.path.join(sdir, "best"))
@@ -184,7 +184,7 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, create=False, directory=os.path.join(sdir, "best"))
   try:
     params = best.restore_params(record["best_step"], heads.sharded_abstract_params(
-        program.mcfg, job.coding.num_outputs, program.mesh, program.rules))
+        program.mcfg, job.coding.num_outputs, program.mesh, program.rules, program.positions))
   finally:
     best.close()
   result = {"seed": seed, "best_step": record["best_step"], "select_metric": metric,
@@ -212,18 +212,25 @@ def summarise(results: list[dict], split: str) -> dict:
   return out
 
 
-def baseline(coding: labels_lib.LabelCoding, splits: dict) -> dict:
-  """The k-mer baseline (`downstream.KmerBaseline`) fitted on the training rows: {split: metrics} for val/test."""
+def baselines(coding: labels_lib.LabelCoding, splits: dict, positions: int = 0) -> dict:
+  """The baselines fitted on the training rows, scored on val/test: {"kmer": {split: metrics}} (1-4-mer counts,
+  `downstream.KmerBaseline`) and, for a position-wise model (`positions` > 0), "position_onehot" (the base at each
+  position, `downstream.PositionBaseline`)."""
+  models = {"kmer": downstream.KmerBaseline(coding.task)}
+  if positions:
+    models["position_onehot"] = downstream.PositionBaseline(coding.task, positions)
   train = splits["train"]
-  model = downstream.KmerBaseline(coding.task).fit(train.table.seqs, train.targets)
   out = {}
-  for name in ("val", "test"):
-    if name in splits:
-      s = splits[name]
-      if coding.task == "classification":
-        out[name] = downstream.classification_metrics(s.targets, model.predict(s.table.seqs, len(coding.classes)),
-                                                      coding.classes)
-      else:
-        pred = model.predict(s.table.seqs) * coding.std + coding.mean
-        out[name] = downstream.regression_metrics(s.targets * coding.std + coding.mean, pred)
+  for name, model in models.items():
+    model.fit(train.table.seqs, train.targets)
+    out[name] = {}
+    for split in ("val", "test"):
+      if split in splits:
+        s = splits[split]
+        if coding.task == "classification":
+          out[name][split] = downstream.classification_metrics(
+              s.targets, model.predict(s.table.seqs, len(coding.classes)), coding.classes)
+        else:
+          out[name][split] = downstream.regression_metrics(s.targets * coding.std + coding.mean,
+                                                           model.predict(s.table.seqs) * coding.std + coding.mean)
   return out

@@ -103,15 +103,15 @@ def finetune_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int
 class FinetuneProgram:
   """The fine-tuning of one seed. `cfg` is the fine-tuned model's config (its `model` group already holding the
   method's adapters and dropout); `num_outputs` K; `num_train` rows; `windows_per_row` W and `window` L fix the
-  batch shape.
+  batch shape; `positions` > 0 gives a position-wise head (`heads.SequenceModel`).
 
   Attributes: mcfg, mesh, rules, graphdef, tx, schedule, steps_per_epoch, total_steps, state_sh, batch_sh, and the
   jitted `init(base_encoder_params) -> state` and `step(state, batch) -> (state, metrics)` (the state donated)."""
 
   def __init__(self, cfg, num_outputs: int, task: str, num_train: int, window: int, windows_per_row: int, seed: int,
-               mesh=None):
+               mesh=None, positions: int = 0):
     f = cfg.finetune
-    self.cfg, self.task, self.seed, self.num_outputs = cfg, task, seed, num_outputs
+    self.cfg, self.task, self.seed, self.num_outputs, self.positions = cfg, task, seed, num_outputs, int(positions)
     self.window, self.windows_per_row, self.num_train = int(window), int(windows_per_row), int(num_train)
     self.mcfg = encoder.config_from(cfg.model.to_dict())
     self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
@@ -127,8 +127,8 @@ class FinetuneProgram:
                                    "weight_decay": f.weight_decay,
                                    "warmup_steps": int(round(f.warmup_fraction * self.total_steps))})
     self.tx, self.schedule = optim.make_optimizer(opt, self.total_steps)
-    self.graphdef, _ = heads.model_graph(self.mcfg, num_outputs, f.head_dropout)
-    abstract = heads.sharded_abstract_params(self.mcfg, num_outputs, self.mesh, self.rules)
+    self.graphdef, _ = heads.model_graph(self.mcfg, num_outputs, f.head_dropout, self.positions)
+    abstract = heads.sharded_abstract_params(self.mcfg, num_outputs, self.mesh, self.rules, self.positions)
     self.param_sh = jax.tree.map(lambda a: a.sharding, abstract)
     train_sh, frozen_sh = partition(self.param_sh, f.method)
     train_abs, _ = partition(abstract, f.method)
@@ -158,7 +158,7 @@ class FinetuneProgram:
 
   def _create(self, base_params: dict) -> dict:
     f = self.cfg.finetune
-    params = heads.init_params(self.mcfg, self.num_outputs, f.head_dropout, self.seed)
+    params = heads.init_params(self.mcfg, self.num_outputs, f.head_dropout, self.seed, self.positions)
     params["encoder"] = overlay(base_params, params["encoder"])
     trainable, frozen = partition(params, f.method)
     return {"step": jnp.zeros((), jnp.int32), "trainable": trainable, "frozen": frozen,

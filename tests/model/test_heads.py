@@ -40,3 +40,18 @@ def test_pooled_head_counts_each_base_once_and_ignores_padding():
   np.testing.assert_allclose(alone[0], out[0], atol=1e-5)
   keyed = run(model, jnp.asarray(ids), jnp.asarray(w), jax.random.key(0))  # dropout only with a key
   assert not np.allclose(keyed, out)
+
+
+def test_position_wise_head_reads_each_position_and_zeros_after_the_end():
+  rng = np.random.default_rng(2)
+  seqs = [rng.integers(tokens.A, tokens.T + 1, n).astype(np.uint8) for n in (12, 9)]
+  model = SequenceModel(ModelConfig(**CFG), 2, 0.0, nnx.Rngs(0), positions=12)
+  assert model.head[...].shape == (12 * 32, 2)
+  pooled = nnx.jit(lambda m, i, w: m.pooled(i, w))
+  out = {}
+  for L in (16, 32):  # the window length (padding after the sequence) does not change what the head sees
+    ids, w = windows.sequence_windows(seqs, L)
+    out[L] = np.asarray(pooled(model, jnp.asarray(ids), jnp.asarray(w)))
+  assert out[16].shape == (2, 12 * 32)
+  np.testing.assert_allclose(out[16], out[32], atol=1e-5)
+  assert not out[16][1, 9 * 32:].any() and out[16][1, :9 * 32].any()  # the 9-base sequence: zeros after its end

@@ -54,17 +54,19 @@ def _finetune(capsys, base, data, out, *extra):
 def test_lora_finetune_then_predict_in_input_order(tiny_run, data, tmp_path, capsys):
   base, _ = tiny_run
   out = tmp_path / "ft"
-  captured = _finetune(capsys, base, data, out, "--method", "lora", "--test", str(data["long"]))
+  captured = _finetune(capsys, base, data, out, "--method", "lora", "--test", str(data["long"]),
+                       "--config.finetune.pool=mean")  # 40-base training rows, 150-base test rows: mean pooling
   table = captured.out.strip().splitlines()
   assert table[0].startswith("| split | rows | model | mcc | accuracy | macro_f1 | auroc")
   assert [r.split("|")[1].strip() for r in table[2:]] == ["val", "val", "test", "test"]
-  assert "k-mer baseline" in table[3] and "dnajax lora (1 seed)" in table[2]
+  assert "baseline: 1-4-mer counts + logistic regression" in table[3] and "dnajax lora (1 seed)" in table[2]
   info = json.load(open(out / "finetune.json"))
   assert info["coding"]["classes"] == ["no", "yes"] and info["window"] == 40 and info["base"]["step"] == 60
   run = info["runs"]["0"]
   assert run["steps"] == 8 and run["best_step"] in (4, 8) and run["val"]["num_rows"] == 32
   assert run["test"]["num_rows"] == 8  # 150-base sequences through overlapping 40-base windows
-  assert info["baseline"]["val"]["num_rows"] == 32 and set(info["summary"]) == {"val", "test"}
+  assert info["baselines"]["kmer"]["val"]["num_rows"] == 32 and set(info["summary"]) == {"val", "test"}
+  assert info["positions"] == 0 and "position_onehot" not in info["baselines"]
   cfg = config.from_json(open(out / "config.json").read())
   assert (cfg.finetune.method, cfg.model.lora_rank) == ("lora", cfg.finetune.lora_rank)
   # Only adapters and the head moved: the encoder's own weights are the base run's.
@@ -118,6 +120,8 @@ def test_head_method_regression_in_label_units(tiny_run, data, tmp_path, capsys)
   assert code == 0, capsys.readouterr().err
   info = json.load(open(out / "finetune.json"))
   assert info["coding"]["task"] == "regression" and 100 < info["coding"]["mean"] < 200
+  # Every training row is 30 bases: a position-wise head (pool=auto), beside a one-hot-per-position baseline.
+  assert info["positions"] == 30 and set(info["baselines"]) == {"kmer", "position_onehot"}
   assert set(info["summary"]["val"]) >= {"spearman", "pearson", "r2", "rmse"}
   state = _best_params(out)
   np.testing.assert_array_equal(state["encoder"]["layer_1"]["w_in"], _base_params(base)["layer_1"]["w_in"])
@@ -128,6 +132,11 @@ def test_head_method_regression_in_label_units(tiny_run, data, tmp_path, capsys)
   assert lines[0] == "id\tprediction" and len(lines) == 17
   assert all(60 < float(x.split("\t")[1]) < 250 for x in lines[1:])  # in the labels' units, not standardised
   assert "spearman" in captured.err
+  line = refused(capsys, "embed", "--workdir", str(out), "--input", str(val), "--output", str(tmp_path / "e.npz"))
+  assert "a fine-tuning directory; this command takes a pretraining run's --workdir" in line and base in line
+  longer = write(tmp_path / "longer.csv", "sequence\nACGT\n" + "ACGT" * 8 + "\n")
+  line = refused(capsys, "predict", "--workdir", str(out), "--input", str(longer), "--output", str(tmp_path / "o.tsv"))
+  assert "row 2 (id 2): 32 bases" in line and "at most 30 bases" in line and not (tmp_path / "o.tsv").exists()
 
 
 def test_resume_after_sigterm_is_bit_identical(tiny_run, data, tmp_path, capsys):
