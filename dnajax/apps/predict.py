@@ -16,6 +16,7 @@ filled base follows its record's conventions (`tokens.fill_letters`: the case of
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -26,6 +27,7 @@ from dnajax.errors import UserError
 from dnajax.evaluation import finetuned, render
 from dnajax.evaluation.engine import Engine
 
+log = logging.getLogger("dnajax")
 HEADER = "record\tposition\tA\tC\tG\tT\tpredicted"
 
 
@@ -90,9 +92,20 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   writers.check_outputs([("--output", output)] if output else [], [("--input", input_path)])
   table = tables.read_table(input_path, sequence_column or info["columns"]["sequence"],
                             label_column or info["columns"]["label"])
+  if label_column is not None and table.labels is None:
+    raise UserError(f"{input_path}: no label column {label_column!r} (--label-column); name an existing column, or "
+                    "leave the option out to predict without scoring")
   model = finetuned.SequencePredictor.from_workdir(workdir, seed)
   model.check_lengths(table)
   coding = model.coding
+  labelled = [k for k, label in enumerate(table.labels or []) if label]
+  part = tables.SequenceTable([table.ids[k] for k in labelled], [table.seqs[k] for k in labelled],
+                              [table.labels[k] for k in labelled], table.source, table.format)
+  targets = coding.targets(part) if labelled else None  # bad labels refused before any model work
+  short = sum(len(x) < model.positions for x in table.seqs)
+  if short:
+    log.warning("%s: %d sequence(s) shorter than the %d positions this model reads each on its own; the positions "
+                "after their end read as empty", input_path, short, model.positions)
   outputs = model.outputs(table.seqs, progress=True)
   values = coding.values(outputs)
   if coding.task == "classification":
@@ -103,12 +116,7 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
     columns = ["id", "prediction"]
     rows = [{"id": i, "prediction": f"{v:.6g}"} for i, v in zip(table.ids, values)]
   tsv = writers.tsv_table(rows, columns)
-  metrics = None
-  labelled = [k for k, label in enumerate(table.labels or []) if label]
-  if labelled:
-    part = tables.SequenceTable([table.ids[k] for k in labelled], [table.seqs[k] for k in labelled],
-                                [table.labels[k] for k in labelled], table.source, table.format)
-    metrics = finetuned.split_metrics(coding, outputs[labelled], coding.targets(part))
+  metrics = finetuned.split_metrics(coding, outputs[labelled], targets) if labelled else None
   if output is None:
     return tsv, metrics
   writers.write_all([("--output", output, tsv)])
@@ -119,6 +127,8 @@ def _main_finetuned(args) -> int:
   if args.step is not None:
     raise UserError(f"--step: {args.workdir} is a fine-tuning directory, which predicts with each seed's best "
                     "validation checkpoint; pass --seed to choose a seed")
+  if args.json and args.output is None:
+    raise UserError("--json: the metrics go to stdout as JSON only when the TSV goes to a file; add --output FILE")
   out, metrics = predict_finetuned(args.workdir, args.input, args.output, args.seed, args.sequence_column,
                                    args.label_column)
   if args.output is None:
@@ -129,16 +139,16 @@ def _main_finetuned(args) -> int:
     keys = [k for k in ("mcc", "accuracy", "macro_f1", "auroc", "spearman", "pearson", "r2", "rmse") if k in metrics]
     print(f"metrics on {metrics['num_rows']} labelled rows: "
           + ", ".join(f"{k} {render.number(metrics[k])}" for k in keys), file=sys.stderr)
-    if args.json and args.output is not None:
-      print(render.to_json(metrics))
+  if args.json:  # null when the table has no labelled row: no metric over nothing
+    print(render.to_json(metrics))
   return 0
 
 
 def main(args, overrides) -> int:
   if finetuned.is_finetuned(args.workdir):
     return _main_finetuned(args)
-  for flag in ("seed", "sequence_column", "label_column"):
-    if getattr(args, flag) is not None:
+  for flag in ("seed", "sequence_column", "label_column", "json"):
+    if getattr(args, flag) not in (None, False):
       raise UserError(f"--{flag.replace('_', '-')}: applies to a fine-tuning directory; {args.workdir} is a "
                       "pretraining run")
   out, fasta = predict(args.workdir, args.input, args.output, args.step)

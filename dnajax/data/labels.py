@@ -54,8 +54,8 @@ class LabelCoding:
   def fit(cls, task: str, table) -> LabelCoding:
     """The coding of the labelled training table `table` (`tables.SequenceTable`).
 
-    Raises UserError for an unknown task, fewer than two classes, or a regression label that is not a finite
-    number (naming the row)."""
+    Raises UserError for an unknown task, fewer than two classes, regression targets that do not vary, or a
+    regression label that is not a finite number (naming the row)."""
     if task not in TASKS:
       raise UserError(f"--task {task!r}: use classification or regression")
     if task == "classification":
@@ -68,8 +68,10 @@ class LabelCoding:
                         "classes (or pass --task regression)")
       return cls(task, distinct)
     y = cls(task).targets(table, standardise=False)
-    std = float(y.std())
-    return cls(task, mean=float(y.mean()), std=std if std > 0 else 1.0)
+    if len(y) < 2 or float(y.std()) == 0:
+      raise UserError(f"{table.source}: every training label is {float(y[0]):g}; a regressor needs targets that vary "
+                      "(or pass --task classification)")
+    return cls(task, mean=float(y.mean()), std=float(y.std()))
 
   def targets(self, table, standardise: bool = True) -> np.ndarray:
     """Class indices int32[N] or targets float32[N] (standardised unless `standardise` is False) of every row.
@@ -87,8 +89,8 @@ class LabelCoding:
       else:
         x = _number(label)
         if x is None:
-          raise UserError(f"{row_name(table, i)}: label {label!r} is not a finite number; a regression label is a "
-                          "number (or pass --task classification)")
+          raise UserError(f"{row_name(table, i)}: label {label!r} is not a finite number; this is a regression "
+                          "task, whose labels are numbers")
         out.append(x)
     if self.task == "classification":
       return np.asarray(out, np.int32)

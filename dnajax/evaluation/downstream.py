@@ -53,7 +53,8 @@ def _finite(x) -> float | None:
 
 def classification_metrics(y_true, probs, classes) -> dict:
   """{accuracy, mcc, macro_f1, auroc, num_rows} for true labels `y_true` (int class indices [N]) and predicted
-  class probabilities float[N, C] (columns in the order of `classes`); the prediction is the argmax."""
+  class probabilities float[N, C] (columns in the order of `classes`); the prediction is the argmax. MCC and AUROC
+  are None when the true labels hold one class (MCC of constant predictions is 0, sklearn's convention)."""
   from sklearn import metrics as skm
 
   y_true, probs = np.asarray(y_true), np.asarray(probs, np.float64)
@@ -61,7 +62,9 @@ def classification_metrics(y_true, probs, classes) -> dict:
   with warnings.catch_warnings():  # one class on both sides: MCC is 0 by sklearn's convention, said here instead
     warnings.simplefilter("ignore", UserWarning)
     mcc = skm.matthews_corrcoef(y_true, y_pred)
-  out = {"accuracy": _finite(skm.accuracy_score(y_true, y_pred)), "mcc": _finite(mcc),
+  if len(np.unique(y_true)) < 2:  # one class present: MCC has no value (0/0), not 0
+    mcc = None
+  out = {"accuracy": _finite(skm.accuracy_score(y_true, y_pred)), "mcc": None if mcc is None else _finite(mcc),
          "macro_f1": _finite(skm.f1_score(y_true, y_pred, average="macro", labels=range(len(classes)),
                                           zero_division=0)),
          "auroc": None, "num_rows": int(len(y_true))}

@@ -10,10 +10,12 @@ import os
 import shutil
 import time
 
+import numpy as np
+
 from dnajax import checkpoint, runtime, sharding
 from dnajax import config as config_lib
+from dnajax.data import corpus, tables, windows, writers
 from dnajax.data import labels as labels_lib
-from dnajax.data import tables, windows, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.evaluation.finetuned import INFO, SequencePredictor
@@ -51,14 +53,15 @@ def finetune_config(base_cfg, overrides=(), method: str | None = None):
 
 
 def choose_window(cfg, train: tables.SequenceTable) -> int:
-  """`finetune.window`, else the base run's data.seq_len shortened to the longest training sequence (rounded up to a
-  multiple of 8). Raises UserError for a window longer than learned positions reach."""
-  base = int(cfg.data.seq_len)
-  w = int(cfg.finetune.window) or min(base, -(-max(len(s) for s in train.seqs) // 8) * 8)
-  if cfg.model.pos_encoding == "learned" and w > cfg.model.max_len:
-    raise UserError(f"--config.finetune.window={w}: the base model has learned positions up to "
-                    f"model.max_len={cfg.model.max_len}; pass a window <= {cfg.model.max_len}")
-  return w
+  """`finetune.window` (default: the base run's data.seq_len), shortened to the longest training sequence rounded up
+  to a multiple of 8. Raises UserError for a window longer than model.max_len."""
+  base, longest = int(cfg.data.seq_len), -(-max(len(s) for s in train.seqs) // 8) * 8
+  w = int(cfg.finetune.window)
+  if w > cfg.model.max_len:
+    raise UserError(f"--config.finetune.window={w}: longer than model.max_len={cfg.model.max_len}, the longest "
+                    f"window this model takes; pass a window <= {cfg.model.max_len} (longer sequences are read "
+                    "through overlapping windows)")
+  return min(w or base, longest)
 
 
 def choose_positions(cfg, train: tables.SequenceTable, window: int) -> int:
@@ -79,13 +82,22 @@ def read_splits(paths: dict, task: str, sequence_column: str, label_column: str)
   """(label coding fitted on train, {name: loop.Split}) for the labelled tables {name: path} (train, val, test)."""
   read = {n: tables.read_table(p, sequence_column, label_column, require_labels=True) for n, p in paths.items()}
   coding = labels_lib.LabelCoding.fit(task, read["train"])
-  return coding, {n: loop_lib.Split(n, t, coding.targets(t)) for n, t in read.items()}
+  splits = {n: loop_lib.Split(n, t, coding.targets(t)) for n, t in read.items()}
+  val = splits["val"].targets
+  if len(np.unique(val)) < 2:  # no selection metric (MCC, Spearman) has a value then
+    what = "one class" if task == "classification" else "one value"
+    raise UserError(f"{paths['val']}: every validation row has {what}; the best checkpoint is chosen on a metric "
+                    "(MCC or Spearman) that has no value then: pass validation rows with at least two "
+                    f"{'classes' if task == 'classification' else 'distinct values'}")
+  return coding, splits
+
 
 
 def _settings(cfg, base: dict, coding, window: int, paths: dict, columns: dict) -> dict:
   """What a fine-tuning directory is fixed to: a rerun must match it to resume."""
   return {"base": base, "task": coding.task, "coding": coding.to_dict(), "window": window, "columns": columns,
-          "inputs": {n: os.path.abspath(p) for n, p in paths.items()}, "finetune": cfg.finetune.to_dict(),
+          "inputs": {n: {"path": os.path.abspath(p), "sha256": corpus.sha256_file(p)} for n, p in paths.items()},
+          "finetune": cfg.finetune.to_dict(),
           "model": cfg.model.to_dict()}
 
 
@@ -105,12 +117,15 @@ def check_output(output: str, base_workdir: str, settings: dict) -> dict | None:
     return None
   with open(path) as f:
     info = json.load(f)
-  for key in settings:
+  for key in sorted(settings, key=lambda k: k != "inputs"):  # a changed input file explains any other change
     if info.get(key) != settings[key]:
       a, b = info.get(key), settings[key]
       if isinstance(a, dict) and isinstance(b, dict):
         sub = next(k for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k))
         key, a, b = f"{key}.{sub}", a.get(sub), b.get(sub)
+        if isinstance(a, dict) and isinstance(b, dict) and a.get("path") == b.get("path"):
+          raise UserError(f"--output {output}: was fine-tuned on another version of {b['path']} (its contents "
+                          "changed since); give a new --output, or restore the file to resume")
       raise UserError(f"--output {output}: holds a fine-tuning with other settings ({key}: {a!r} there, {b!r} now); "
                       "rerun with the same arguments to resume, or give a new --output")
   return info
@@ -158,6 +173,7 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
   base_cfg, base = load_base(base_workdir, base_step)
   cfg = finetune_config(base_cfg, overrides, method)
   guards.check_finite_config(cfg)
+  loop_lib.select_metric(cfg, task)  # a metric of the other task: refused before anything is written
   coding, splits = read_splits(paths, task, sequence_column, label_column)
   window = choose_window(cfg, splits["train"].table)
   positions = choose_positions(cfg, splits["train"].table, window)

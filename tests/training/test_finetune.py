@@ -132,6 +132,16 @@ def test_head_method_regression_in_label_units(tiny_run, data, tmp_path, capsys)
   assert lines[0] == "id\tprediction" and len(lines) == 17
   assert all(60 < float(x.split("\t")[1]) < 250 for x in lines[1:])  # in the labels' units, not standardised
   assert "spearman" in captured.err
+  assert "no label column 'nope'" in refused(capsys, "predict", "--workdir", str(out), "--input", str(val),
+                                            "--label-column", "nope")
+  assert "add --output FILE" in refused(capsys, "predict", "--workdir", str(out), "--input", str(val), "--json")
+  # A rerun into the same directory after the training table changed is refused, not mixed with old results.
+  with open(train, "a") as f:
+    f.write(rows[1] + "\n")
+  line = refused(capsys, "finetune", "--workdir", base, "--train", str(train), "--val", str(val), "--output", str(out),
+                 "--task", "regression", "--method", "head", "--label-column", "Expression", *FAST,
+                 "--config.finetune.learning_rate=0.01")
+  assert "another version of" in line and "reg.csv" in line
   line = refused(capsys, "embed", "--workdir", str(out), "--input", str(val), "--output", str(tmp_path / "e.npz"))
   assert "a fine-tuning directory; this command takes a pretraining run's --workdir" in line and base in line
   longer = write(tmp_path / "longer.csv", "sequence\nACGT\n" + "ACGT" * 8 + "\n")
@@ -229,6 +239,21 @@ def test_bad_inputs_are_one_line_and_write_nothing(tiny_run, data, tmp_path, cap
   assert "--seeds" in refused(capsys, "finetune", "--workdir", base, "--train", str(data["train"]), "--val",
                               str(data["val"]), "--output", str(tmp_path / "z"), "--seeds", "1,1")
   assert not (tmp_path / "z").exists()
+  const = write(d / "const.csv", "sequence,y\nACGTACGT,5\nAAAACCCC,5\n")
+  assert "every training label is 5" in refused(capsys, "finetune", "--workdir", base, "--train", str(const),
+                                                "--val", str(const), "--output", str(tmp_path / "c"), "--task",
+                                                "regression", "--label-column", "y")
+  one_class_val = write(d / "val1.csv", "sequence,label\nACGTACGTAA,yes\n")
+  assert "every validation row has one class" in refused(capsys, "finetune", "--workdir", base, "--train",
+                                                         str(data["train"]), "--val", str(one_class_val),
+                                                         "--output", str(tmp_path / "c"), *FAST)
+  assert "model.max_len" in refused(capsys, "finetune", "--workdir", base, "--train", str(data["train"]), "--val",
+                                    str(data["val"]), "--output", str(tmp_path / "c"),
+                                    "--config.finetune.window=100000")
+  assert "not a classification metric" in refused(capsys, "finetune", "--workdir", base, "--train",
+                                                  str(data["train"]), "--val", str(data["val"]), "--output",
+                                                  str(tmp_path / "c"), "--config.finetune.select=spearman")
+  assert not (tmp_path / "c").exists()
 
 
 def test_label_coding_orders_numeric_classes_and_standardises():
