@@ -15,6 +15,7 @@ Letters: N sequences, S batch rows (sequences), W windows per sequence, L window
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
@@ -34,10 +35,10 @@ from dnajax.data import labels as labels_lib
 from dnajax.data import windows
 from dnajax.errors import UserError
 from dnajax.evaluation import downstream
+from dnajax.evaluation.engine import DATA_PARALLEL
 from dnajax.model import encoder, heads
 
 INFO = "finetune.json"
-DATA_PARALLEL = {"data": -1, "fsdp": 1, "tensor": 1}
 
 
 def is_finetuned(workdir: str) -> bool:
@@ -127,7 +128,7 @@ class SequencePredictor:
       raise UserError(f"--seed {seed}: {workdir} holds seeds {', '.join(info.get('runs', {})) or 'none'} (finished)")
     coding = labels_lib.LabelCoding(**info["coding"])
     mcfg = encoder.config_from(cfg.model.to_dict())
-    mesh = sharding.make_mesh(dict(DATA_PARALLEL))
+    mesh = sharding.make_mesh(dict(DATA_PARALLEL))  # as the engine: never the training mesh
     rules = sharding.rules_from_config(cfg.mesh.rules)
     ckpt = checkpoint.Checkpointer(workdir, keep=1, async_save=False, create=False,
                                    directory=os.path.join(workdir, f"seed_{seed}", "best"))
@@ -141,8 +142,7 @@ class SequencePredictor:
 
   def bind(self, params) -> SequencePredictor:
     """The same predictor (compiled function shared) with other parameters of the same shapes and shardings."""
-    out = object.__new__(SequencePredictor)
-    out.__dict__.update(self.__dict__)
+    out = copy.copy(self)
     out.params = params
     return out
 

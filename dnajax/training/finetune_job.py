@@ -205,7 +205,7 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
            base["step"], cfg.finetune.method, task if task == "regression" else f"{len(coding.classes)} classes",
            len(splits["train"].table), len(splits["val"].table), window,
            f"position-wise head over {positions} positions" if positions else "mean pooling")
-  job = loop_lib.Job(cfg, output, coding, window, splits, base_params, predictor, progress)
+  job = loop_lib.Job(cfg, output, coding, window, wpr, splits, base_params, predictor, progress)
   stop = guards.StopRequest()
   stop.install()
   try:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from dnajax import checkpoint, runtime
 from dnajax.data import labels as labels_lib
-from dnajax.data import tables, windows, writers
+from dnajax.data import tables, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import downstream, finetuned, render
 from dnajax.evaluation.finetuned import SequencePredictor
@@ -54,6 +54,7 @@ class Job:
   output: str
   coding: labels_lib.LabelCoding
   window: int
+  windows_per_row: int  # windows of the longest training sequence: the training batch's W
   splits: dict  # name -> Split
   base_params: dict
   predictor: SequencePredictor  # compiled once; bound to each state's parameters
@@ -120,8 +121,8 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
       return json.load(f)
   t0 = time.time()
   cfg, train = job.cfg, job.splits["train"]
-  wpr = max(windows.num_windows(len(s), job.window) for s in train.table.seqs)
-  program = FinetuneProgram(cfg, job.coding.num_outputs, job.coding.task, len(train.table), job.window, wpr, seed,
+  program = FinetuneProgram(cfg, job.coding.num_outputs, job.coding.task, len(train.table), job.window,
+                            job.windows_per_row, seed,
                             mesh=job.predictor.mesh, positions=job.predictor.positions)
   os.makedirs(sdir, exist_ok=True)
   ckpt = checkpoint.Checkpointer(sdir, keep=1, async_save=False)

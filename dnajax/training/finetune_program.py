@@ -182,7 +182,8 @@ class FinetuneProgram:
     """This process's rows of `step`'s batch as global arrays: tokens uint8[B, W, L], weights float32[B, W, L]
     (1 where a base is pooled), targets [B], row_weights float32[B] (0 for padding rows)."""
     rows = self.batch_rows(step)
-    mine = rows[sharding.process_rows(self.batch).start:sharding.process_rows(self.batch).stop]
+    local = sharding.process_rows(self.batch)
+    mine = rows[local.start:local.stop]
     real = mine[mine >= 0]
     ids, wts = windows.sequence_windows([seqs[i] for i in real], self.window, self.windows_per_row)
     n, shape = len(mine), (len(mine), self.windows_per_row, self.window)
@@ -192,8 +193,8 @@ class FinetuneProgram:
     tgt[:len(real)] = targets[real]
     rw = np.zeros(n, np.float32)
     rw[:len(real)] = 1.0
-    local = {"tokens": tok, "weights": wt, "targets": tgt, "row_weights": rw}
-    return {k: jax.make_array_from_process_local_data(self.batch_sh[k], v) for k, v in local.items()}
+    arrays = {"tokens": tok, "weights": wt, "targets": tgt, "row_weights": rw}
+    return {k: jax.make_array_from_process_local_data(self.batch_sh[k], v) for k, v in arrays.items()}
 
 
 def overlay(base: dict, fresh: dict) -> dict:

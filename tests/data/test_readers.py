@@ -49,6 +49,15 @@ def test_soft_masked_shared_file():
   assert any(r.soft_masked.any() for r in recs)
 
 
+def _read_error(tmp_path, name, data) -> tuple[str, str]:
+  """(the UserError message of reading a file holding `data`, the file's path)."""
+  p = tmp_path / name
+  p.write_bytes(data if isinstance(data, bytes) else data.encode())
+  with pytest.raises(UserError) as e:
+    readers.read_file(str(p))
+  return str(e.value), str(p)
+
+
 @pytest.mark.parametrize("name,content,needle", [
     ("protein.fa", ">p\nMKVLEFIQPLLAAG\n", "not an IUPAC nucleotide"),
     ("ambig.fa", ">p\nMKVRRSSWWKKMMDDHHVVACGT\n", "ambiguity"),
@@ -60,12 +69,8 @@ def test_soft_masked_shared_file():
     ("query.fa", ">q\nAC?T\n", "predict"),
 ])
 def test_bad_inputs_are_one_line_errors(tmp_path, name, content, needle):
-  p = tmp_path / name
-  p.write_bytes(content if isinstance(content, bytes) else content.encode())
-  with pytest.raises(UserError) as e:
-    readers.read_file(str(p))
-  msg = str(e.value)
-  assert needle in msg and str(p) in msg and "\n" not in msg
+  msg, path = _read_error(tmp_path, name, content)
+  assert needle in msg and path in msg and "\n" not in msg
 
 
 def test_truncated_gzip(tmp_path):
@@ -203,12 +208,8 @@ def test_shared_bom_cases():
     ("one_bad_letter.fa", ">a\nACGTACGTACGTACGTACGTEACGT\n", "IUPAC nucleotide codes are ACGTU"),
 ])
 def test_hints_say_what_the_bytes_show(tmp_path, name, data, needle):
-  p = tmp_path / name
-  p.write_bytes(data if isinstance(data, bytes) else data.encode())
-  with pytest.raises(UserError) as e:
-    readers.read_file(str(p))
-  msg = str(e.value)
-  assert needle in msg and str(p) in msg and "\n" not in msg, msg
+  msg, path = _read_error(tmp_path, name, data)
+  assert needle in msg and path in msg and "\n" not in msg, msg
   for guess in ("binary", "protein", "pass --format genbank if", "pass --format fasta if"):
     if guess not in needle:
       assert guess not in msg, msg
