@@ -20,6 +20,7 @@ VERBS = {
     "predict": "fill the '?' positions of a FASTA file",
     "score": "pseudo-log-likelihood of each sequence (each base or codon masked in turn)",
     "embed": "hidden states of each sequence of a FASTA/CSV/TSV table (mean-pooled or per position) to .npz",
+    "vep": "zero-shot variant effect scores (log-likelihood ratios) for a VCF or variant table and a reference",
     "finetune": "a classifier or regressor from a pretrained run and labelled sequences (head, full or LoRA)",
     "design": "coding sequences for a protein: model-scored, under synthesis constraints",
     "generate": "new sequences by iterative, confidence-ordered unmasking; plausibility report",

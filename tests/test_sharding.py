@@ -89,7 +89,15 @@ def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
   with open(fa, "w") as f:
     f.write(f">a\n{seq}\n>b\n{seq[:211]}\n")
   evaluate = ["evaluate", "--workdir", str(tmp_path / "dp2_fsdp2_tp2"), "--input", fa, "--json"]
-  spec["cli"] = {"eight": evaluate}
+  vcf = str(tmp_path / "v.vcf")
+  with open(vcf, "w") as f:  # SNVs, one at each edge, three ALTs at one position, and a 3-base deletion
+    f.write("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n")
+    for pos in (1, 2, 400, 777, 1499, 1500):
+      alts = ",".join(b for b in "ACGT" if b != seq[pos - 1]) if pos == 400 else "ACGT"["GTAC".index(seq[pos - 1])]
+      f.write(f"a\t{pos}\t.\t{seq[pos - 1]}\t{alts}\t.\t.\t.\n")
+    f.write(f"a\t900\tdel\t{seq[899:902]}\t{seq[899]}\t.\t.\t.\n")
+  vep = ["vep", "--workdir", str(tmp_path / "dp2_fsdp2_tp2"), "--reference", fa, "--vcf", vcf, "--output"]
+  spec["cli"] = {"eight": evaluate, "vep": vep + [str(tmp_path / "vep8.tsv")]}
   out = _run_8(spec)
   assert len(reference) == 5
   for name in list(MESHES) + ["resharded"]:
@@ -105,6 +113,13 @@ def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
   # (Sums plus a padded last batch: the numbers do not depend on the device count.)
   assert eight["masked_accuracy"] == one["masked_accuracy"] and abs(eight["loss"] - one["loss"]) < 1e-6
   assert one["reverse_complement"]["agreement"] == pytest.approx(eight["reverse_complement"]["agreement"], rel=1e-5)
+  # Variant effect scores: the same on 8 devices and on 1 (SNVs to 1e-5; the deletion's PLL difference to 1e-4).
+  assert out["vep"]["code"] == 0, out["vep"]["stderr"]
+  assert cli.main(vep + [str(tmp_path / "vep1.tsv")]) == 0
+  eight, one = ([line.split("\t") for line in open(tmp_path / f"vep{n}.tsv").read().splitlines()[1:]] for n in (8, 1))
+  assert len(eight) == len(one) == 9 and [r[:5] for r in eight] == [r[:5] for r in one]
+  np.testing.assert_allclose([float(r[5]) for r in eight[:-1]], [float(r[5]) for r in one[:-1]], rtol=1e-5, atol=1e-6)
+  assert abs(float(eight[-1][5]) - float(one[-1][5])) < 1e-4 and eight[-1][6] == "deletion"
 
 
 def test_bad_mesh_configs_fail_before_compiling(tmp_path):

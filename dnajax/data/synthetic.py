@@ -154,3 +154,49 @@ def posterior_predictive(hmm: HMM, ids_BxL: np.ndarray, observed_BxL: np.ndarray
     post[:, i] = g / g.sum(1, keepdims=True)
   # At an unobserved position the state posterior is exactly the one above (its likelihood is 1).
   return post @ hmm.emit
+
+
+def _emission_likelihood(hmm: HMM, ids_BxL: np.ndarray) -> np.ndarray:
+  """p(base | state) at every position, float64[B, L, S]; 1 where the base is not A/C/G/T (masked, N: no evidence)."""
+  ids = np.asarray(ids_BxL).astype(np.int64)
+  observed = (ids >= tokens.A) & (ids <= tokens.T)
+  like_BxLxS = hmm.emit.T[np.clip(ids - tokens.A, 0, 3)]
+  return np.where(observed[..., None], like_BxLxS, 1.0)
+
+
+def log_likelihood(hmm: HMM, ids_BxL: np.ndarray) -> np.ndarray:
+  """log P(row) under `hmm` (natural log, summed over hidden paths; the first base drawn from `hmm.start`, the
+  stationary distribution: a window anywhere in a long record), float64[B].
+
+  `ids_BxL` holds token ids; positions that are not A/C/G/T (MASK, N, PAD) are marginalised (no evidence). Scaled
+  forward algorithm: the log of each step's normaliser is accumulated, so windows of any length stay finite.
+  """
+  like_BxLxS = _emission_likelihood(hmm, ids_BxL)
+  B, L, _ = like_BxLxS.shape
+  total_B = np.zeros(B)
+  alpha_BxS = np.broadcast_to(hmm.start, (B, hmm.start.size))
+  for i in range(L):
+    a = (alpha_BxS if i == 0 else alpha_BxS @ hmm.trans) * like_BxLxS[:, i]
+    scale_B = a.sum(1)
+    total_B += np.log(scale_B)
+    alpha_BxS = a / scale_B[:, None]
+  return total_B
+
+
+def substitution_llr(hmm: HMM, ids_BxL: np.ndarray, pos_B: np.ndarray, alt_B: np.ndarray) -> np.ndarray:
+  """The exact log-likelihood ratio of a substitution in each window, float64[B] (nats):
+  log P(window with base `alt_B` at `pos_B`) - log P(window as given), by the forward algorithm (`log_likelihood`).
+
+  `ids_BxL`: token ids of the reference windows; `pos_B`: 0-based position in each row; `alt_B`: the alternative
+  base as a token id (tokens.A..tokens.T). Equal to log p(alt | rest) - log p(ref | rest), the ratio of
+  `posterior_predictive` at that position with it unobserved: P(rest) cancels. NaN where the reference base at
+  `pos_B` is not A/C/G/T. Other masked or N positions of the window count as unobserved in both terms.
+  """
+  ids = np.asarray(ids_BxL)
+  rows = np.arange(len(ids))
+  pos_B = np.asarray(pos_B, np.int64)
+  alt = ids.copy()
+  alt[rows, pos_B] = np.asarray(alt_B, ids.dtype)
+  ref_ok = (ids[rows, pos_B] >= tokens.A) & (ids[rows, pos_B] <= tokens.T)
+  llr = log_likelihood(hmm, alt) - log_likelihood(hmm, ids)
+  return np.where(ref_ok, llr, np.nan)

@@ -48,12 +48,19 @@ def _same_file(a: str, b: str) -> bool:
     return False
 
 
+def resolved(path: str) -> str:
+  """`path` with symbolic links followed: writing through a link writes its target (the rename that makes writes
+  atomic would otherwise replace the link itself)."""
+  return os.path.realpath(path) if path and os.path.islink(path) else path
+
+
 def _check_one(label: str, path: str) -> None:
   """UserError unless `path` can be written as a regular file: not empty, not an existing directory or device, and
-  in a directory that exists and is writable or can be created."""
+  in a directory that exists and is writable or can be created. A symbolic link is judged by its target."""
   if not path:
     raise UserError(f"{label} is empty; give a file path")
   where = f"{label} {path}"
+  path = resolved(path)
   if os.path.isdir(path):
     raise UserError(f"{where}: is a directory; give a file path")
   if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
@@ -169,6 +176,7 @@ def write_all(files: Sequence[tuple[str, str, Content]]) -> None:
   created as needed (and removed again on failure). Raises UserError naming the file by its label; nothing is
   written or left behind then."""
   check_outputs([(label, path) for label, path, _ in files])
+  files = [(label, resolved(path), content) for label, path, content in files]
   temps, created = [], []
   try:
     for label, path, content in files:
