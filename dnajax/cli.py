@@ -19,6 +19,7 @@ VERBS = {
     "evaluate": "masked accuracy / loss of a checkpoint on FASTA/GenBank files",
     "predict": "fill the '?' positions of a FASTA file",
     "score": "pseudo-log-likelihood of each sequence (each base or codon masked in turn)",
+    "features": "expression features of coding sequences (CAI, GC, 5' folding energy, rare codons, model PLL) as TSV",
     "embed": "hidden states of each sequence of a FASTA/CSV/TSV table (mean-pooled or per position) to .npz",
     "vep": "zero-shot variant effect scores (log-likelihood ratios) for a VCF or variant table and a reference",
     "finetune": "a classifier or regressor from a pretrained run and labelled sequences (head, full or LoRA)",
