@@ -58,8 +58,8 @@ def spearman(x, y) -> float | None:
 
 def feature_rows(lib: dict, organism: str) -> tuple[list[dict], dict]:
   """One table row per hand feature (train and val Spearman) and the feature matrices {split: float[N, F]}."""
-  mats = {s: np.array([[expression.features(c, organism)[k] for k in expression.FEATURE_NAMES]
-                       for c in lib[s]["seqs"]]) for s in ("train", "val")}
+  mats = {s: np.array([list(expression.features(c, organism).values()) for c in lib[s]["seqs"]])
+          for s in ("train", "val")}  # features() returns FEATURE_NAMES order
   rows = [{"model": f"feature `{name}` alone", "fitted": "no",
            "train": spearman(mats["train"][:, j], lib["train"]["values"]),
            "val": spearman(mats["val"][:, j], lib["val"]["values"])}

@@ -84,14 +84,12 @@ def _decompressed(path: str, progress: bool) -> str:
     with gzip.open(path, "rb") as src, open(tmp, "wb") as dst, \
         tqdm(total=os.path.getsize(path), unit="B", unit_scale=True, desc="decompress reference", leave=False,
              disable=not progress) as bar:
-      raw = src.fileobj if hasattr(src, "fileobj") else None
       last = 0
       for chunk in iter(lambda: src.read(1 << 22), b""):
         dst.write(chunk)
-        if raw is not None:
-          pos = raw.tell()
-          bar.update(pos - last)
-          last = pos
+        pos = src.fileobj.tell()  # compressed bytes read so far
+        bar.update(pos - last)
+        last = pos
     os.replace(tmp, out)
   except (OSError, EOFError, zlib.error) as e:
     if os.path.exists(tmp):

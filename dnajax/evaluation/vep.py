@@ -38,8 +38,6 @@ from dnajax.errors import UserError
 STRANDS = ("both", "forward")
 INDEL_MODES = ("pll", "skip")
 CHUNK_POSITIONS = 2048  # SNV positions (x strands) per engine call: bounded memory, a moving progress bar
-FLAGS = {"ref_mismatch": "REF differs from the reference (case-insensitive); not scored",
-         "longer_than_window": "the allele leaves fewer than 2 flanking bases in the window; not scored"}
 
 
 @dataclasses.dataclass
