@@ -31,9 +31,9 @@ import time
 
 import numpy as np
 
-from dnajax.apps import design
 from dnajax.bio import codons, sequence
 from dnajax.data import features, tokens, writers
+from dnajax.design import constraints, search
 from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.evaluation.engine import Engine
@@ -41,7 +41,7 @@ from dnajax.evaluation.engine import Engine
 SHARED_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
 
 METHODS = ("natural", "most_frequent", "usage_random", "chisel_match", "dnajax")
-CONSTRAINTS = design.Constraints(gc_min=0.3, gc_max=0.65, gc_window=50, avoid_sites=("BsaI", "BsmBI"),
+CONSTRAINTS = constraints.Constraints(gc_min=0.3, gc_max=0.65, gc_window=50, avoid_sites=("BsaI", "BsmBI"),
                                  max_homopolymer=6, avoid_repeats=20)
 CODE = 11
 
@@ -117,7 +117,7 @@ def baseline_designs(protein: str, usage, rng: np.random.Generator) -> dict[str,
   out = {"most_frequent": "".join(max(usage[aa], key=usage[aa].get) for aa in protein + "*"),
          "usage_random": codons.sample_cds(protein, usage, rng)}
   problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, usage, rng),
-                                      constraints=design.chisel_specs(protein, CONSTRAINTS, CODE),
+                                      constraints=constraints.chisel_specs(protein, CONSTRAINTS, CODE),
                                       objectives=[dc.CodonOptimize(species="e_coli", method="match_codon_usage")],
                                       logger=None)
   problem.resolve_constraints()
@@ -146,7 +146,7 @@ def run(args) -> dict:
     rng = np.random.default_rng([args.seed, k])
     seqs = {"natural": natural, **baseline_designs(protein, usage, rng)}
     t0 = time.perf_counter()
-    d = design.design_protein(engine, name, protein, "e_coli", CODE, CONSTRAINTS, 1, args.seed + k, args.rounds)[0]
+    d = search.design_protein(engine, name, protein, "e_coli", CODE, CONSTRAINTS, 1, args.seed + k, args.rounds)[0]
     seconds = time.perf_counter() - t0
     seqs["dnajax"] = d["sequence"]
     row = {"name": name, "aa": len(protein), "dnajax_seconds": seconds}
@@ -155,8 +155,8 @@ def run(args) -> dict:
         pll = d["model_pll_per_base"]
       else:
         pll = float(np.mean(engine.pseudo_log_likelihood(tokens.encode(s), "codon")))
-      desc = design.describe(s, protein, usage, CONSTRAINTS, CODE)
-      violations = design.violations(desc, CONSTRAINTS)
+      desc = constraints.describe(s, protein, usage, CONSTRAINTS, CODE)
+      violations = constraints.violations(desc, CONSTRAINTS)
       if m == "natural":  # an alternative start codon (GTG, TTG) is read as Met by the cell, not by translate()
         violations = [v for v in violations if v != "translation"]
       else:

@@ -11,7 +11,7 @@ PACKAGE = os.path.join(ROOT, "dnajax")
 # Layer of each sub-package (dnajax.<name>); the base modules directly under dnajax/ are layer 0. A module may import
 # from its own sub-package and from lower layers only; two sub-packages on one layer may not import each other.
 # (dnajax.configs, the shipped config files, belongs to the base.)
-LAYERS = {"data": 1, "bio": 1, "model": 2, "evaluation": 3, "training": 4, "apps": 5}
+LAYERS = {"data": 1, "bio": 1, "model": 2, "evaluation": 3, "training": 4, "design": 4, "apps": 5}
 CLI_LAYER = 6
 MAX_MODULE_LINES, MAX_FUNCTION_LINES = 450, 90
 

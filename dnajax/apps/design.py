@@ -1,22 +1,8 @@
 """`dnajax design`: coding sequences for a protein, scored by a trained model, under manufacturability constraints.
 
-1. Constraints are DNA Chisel specifications (translation, windowed GC, restriction sites via Bio.Restriction names,
-   homopolymers, repeated k-mers on either strand, optionally consensus splice sites on the coding strand). A
-   usage-weighted random coding sequence is made feasible by DNA Chisel's solver; if no sequence can satisfy them the
-   protein is reported infeasible with the violated constraint.
-2. Search: synonymous codon changes only. In each pass every `stride`-th codon is masked at once (only the bases
-   where its synonyms differ, so the amino acid stays visible) and the model's probabilities there score all
-   synonymous codons (a batched estimate: one forward pass per window scores many codons); the best codon is taken
-   if every constraint still holds. Passes repeat until nothing changes or `rounds` is reached.
-3. The final report uses the exact pseudo-log-likelihood, each codon masked in turn (its three bases together: the
-   unit the search changes, at a third of the forward passes of masking each base; `pll_unit="base"` for that),
-   CAI against the organism's codon usage (Biopython's CodonAdaptationIndex), GC, homopolymers, repeats and
-   restriction sites, all re-checked after the design. The re-check counts what the DNA Chisel specifications count
-   (`chisel_checks` names each specification by the check it matches): a GC window longer than the sequence is the
-   whole sequence in both, sites are patterns on either strand in both.
-4. `--n K` gives K different sequences: a design that repeats an earlier one is started again from other seeded
-   starts, then changed by the single synonymous codon the model's estimate loses least by; one that still repeats
-   (a protein with almost no synonymous choice) is written and marked `duplicate_of` in the report.
+The search is `dnajax.design.search` (constraints in `dnajax.design.constraints`, the expression objective in
+`dnajax.design.expression_search`); this module reads the proteins, checks the options, runs it and writes the designs
+and their report.
 
 Proteins are matched to their designs by position in the input, never by name: records with the same id get unique
 names (ID_recordN) and the report says which input record each design came from.
@@ -26,31 +12,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 import os
 import sys
 
-import numpy as np
 from tqdm import tqdm
 
-from dnajax.bio import codons, sequence
-from dnajax.data import readers, tokens, writers
+from dnajax.bio import codons, expression, sequence
+from dnajax.data import readers, writers
+from dnajax.design.constraints import Constraints, Infeasible
+from dnajax.design.expression_search import Guide
+from dnajax.design.search import MAX_STARTS, design_protein
 from dnajax.errors import UserError
-from dnajax.evaluation import metrics
 from dnajax.evaluation.engine import SCORING_UNITS, Engine
-
-
-@dataclasses.dataclass(frozen=True)
-class Constraints:
-  """Synthesis constraints of a design (DNA Chisel specifications, re-checked by dnajax after the search)."""
-
-  gc_min: float = 0.0
-  gc_max: float = 1.0
-  gc_window: int = 50
-  avoid_sites: tuple[str, ...] = ()
-  max_homopolymer: int = 0  # 0: no limit; 6 allows runs of at most 6
-  avoid_repeats: int = 0  # k: no k-mer twice on either strand; 0: off
-  avoid_splice_sites: bool = False  # consensus splice donors/acceptors on the coding strand (eukaryotic hosts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,197 +53,6 @@ def check_protein(name: str, protein: str, allow_nucleotide_letters: bool = Fals
   return p
 
 
-def chisel_checks(protein: str, c: Constraints, code: int) -> dict[str, list]:
-  """check name (as `violations` names it) -> the DNA Chisel specifications of `c` for a coding sequence of
-  `protein` (stop codon included). Each specification passes exactly when dnajax's re-check of that name does:
-  the GC window is min(window, sequence length), as in sequence.gc_windows (DNA Chisel passes any sequence shorter
-  than its window); homopolymers are runs of any base, sites patterns on either strand, repeats k-mers counted with
-  their reverse complements, splice sites patterns on the coding strand."""
-  import dnachisel as dc
-  from Bio.Data import CodonTable
-
-  table_name = CodonTable.unambiguous_dna_by_id[code].names[0]  # DNA Chisel takes Biopython's table names
-  checks = {"translation": [dc.EnforceTranslation(genetic_table=table_name, translation=protein + "*")]}
-  if c.gc_min > 0 or c.gc_max < 1:
-    window = min(c.gc_window, 3 * (len(protein) + 1))
-    checks["gc"] = [dc.EnforceGCContent(mini=c.gc_min, maxi=c.gc_max, window=window)]
-  if c.avoid_sites:
-    checks["restriction_site"] = [dc.AvoidPattern(f"{site}_site") for site in c.avoid_sites]
-  if c.max_homopolymer:
-    checks["homopolymer"] = [dc.AvoidPattern(f"{c.max_homopolymer + 1}x{b}") for b in "ACGT"]
-  if c.avoid_repeats:
-    checks["repeats"] = [dc.UniquifyAllKmers(c.avoid_repeats, include_reverse_complement=True)]
-  if c.avoid_splice_sites:
-    checks["splice_site"] = [dc.AvoidPattern(p, strand=1) for p in sequence.SPLICE_PATTERNS.values()]
-  return checks
-
-
-def chisel_specs(protein: str, c: Constraints, code: int) -> list:
-  """The DNA Chisel constraint specifications of `c` for a coding sequence of `protein` (stop codon included)."""
-  return [spec for specs in chisel_checks(protein, c, code).values() for spec in specs]
-
-
-def feasible_start(protein: str, usage, c: Constraints, code: int, rng: np.random.Generator):
-  """A DnaOptimizationProblem holding a sequence that meets every constraint, or UserError naming the violated
-  one."""
-  import dnachisel as dc
-
-  problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, usage, rng),
-                                      constraints=chisel_specs(protein, c, code), logger=None)
-  try:
-    problem.resolve_constraints()
-  except dc.NoSolutionError as e:
-    failing = [str(r.specification) for r in problem.constraints_evaluations() if not r.passes]
-    what = "; ".join(failing) or str(e).splitlines()[0]
-    raise Infeasible(f"no sequence satisfies the constraints ({what})") from None
-  return problem
-
-
-class Infeasible(UserError):
-  """No coding sequence of the protein meets the constraints."""
-
-
-def codon_scores(engine: Engine, seq: str, codon_ids, usage, protein: str) -> dict[int, dict[str, float]]:
-  """Mask the codons `codon_ids` together (one batched pass over windows covering the sequence) and score each
-  synonymous codon by the summed log-probabilities of its bases at the positions where the synonyms differ. The
-  positions they share stay visible, so the model knows the amino acid: for most amino acids this is exactly
-  log p(third base | first two, context), the choice the search makes."""
-  ids = tokens.encode(seq).copy()
-  varying = {j: codons.varying_positions(usage[(protein + "*")[j]]) for j in codon_ids}
-  for j in codon_ids:
-    ids[[3 * j + k for k in varying[j]]] = tokens.MASK
-  logp = engine.sequence_log_probs([ids])[0]
-  out = {}
-  for j in codon_ids:
-    aa = (protein + "*")[j]
-    out[j] = {c: float(sum(logp[3 * j + k, "ACGT".index(c[k])] for k in varying[j])) for c in usage[aa]}
-  return out
-
-
-def improve(engine: Engine, problem, protein: str, usage, rounds: int = 3, stride: int = 8) -> int:
-  """Synonymous codon changes that raise the model's estimate, keeping every constraint; returns how many."""
-  n_codons = len(protein) + 1
-  changes = 0
-  for _ in range(rounds):
-    changed = 0
-    for offset in range(stride):
-      js = [j for j in range(offset, n_codons, stride) if len(usage[(protein + "*")[j]]) > 1]
-      if not js:
-        continue
-      scores = codon_scores(engine, problem.sequence, js, usage, protein)
-      for j, by_codon in scores.items():
-        current = problem.sequence[3 * j:3 * j + 3]
-        best = max(by_codon, key=by_codon.get)
-        if by_codon[best] <= by_codon.get(current, -math.inf):  # includes best == current
-          continue
-        before = problem.sequence
-        problem.sequence = before[:3 * j] + best + before[3 * j + 3:]
-        if problem.all_constraints_pass():
-          changed += 1
-        else:
-          problem.sequence = before
-    changes += changed
-    if not changed:
-      break
-  return changes
-
-
-def diversify(engine: Engine, problem, protein: str, usage, avoid, stride: int = 8) -> bool:
-  """Make the single synonymous codon change that the model's estimate (codon_scores) loses least by, among those
-  that keep every constraint and give a sequence not in `avoid`; False (sequence unchanged) when none does."""
-  aa = protein + "*"
-  seq = problem.sequence
-  candidates = []
-  for offset in range(stride):
-    js = [j for j in range(offset, len(aa), stride) if len(usage[aa[j]]) > 1]
-    if js:
-      for j, by_codon in codon_scores(engine, seq, js, usage, protein).items():
-        current = seq[3 * j:3 * j + 3]
-        candidates += [(by_codon[current] - s, j, codon) for codon, s in by_codon.items() if codon != current]
-  for _, j, codon in sorted(candidates):
-    problem.sequence = seq[:3 * j] + codon + seq[3 * j + 3:]
-    if problem.sequence not in avoid and problem.all_constraints_pass():
-      return True
-  problem.sequence = seq
-  return False
-
-
-# ----------------------------------------------------------------------------------------------- Reporting
-def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
-  """The design's report: translation check, CAI, GC (overall and window extremes), homopolymer, repeated k-mers,
-  restriction and splice sites, all measured on the final sequence."""
-  from Bio.Seq import Seq
-
-  lo, hi = sequence.gc_windows(seq, c.gc_window)
-  return {"translation_ok": str(Seq(seq).translate(table=code)) == protein + "*",
-          "cai": codons.cai(seq, usage), "gc": sequence.gc_content(seq), "gc_window_min": lo,
-          "gc_window_max": hi, "longest_homopolymer": sequence.longest_homopolymer(seq),
-          "repeated_kmers": sequence.repeated_kmers(seq, c.avoid_repeats or 20),
-          "restriction_sites": sequence.restriction_sites(seq, c.avoid_sites),
-          "splice_sites": sequence.splice_sites(seq)}
-
-
-def violations(d: dict, c: Constraints) -> list[str]:
-  """The constraints a described design breaks (dnajax's own re-check after DNA Chisel's solver)."""
-  v = []
-  if not d["translation_ok"]:
-    v.append("translation")
-  if c.gc_min > 0 or c.gc_max < 1:
-    if d["gc_window_min"] < c.gc_min - 1e-9 or d["gc_window_max"] > c.gc_max + 1e-9:
-      v.append("gc")
-  if c.avoid_sites and any(s in c.avoid_sites for s in d["restriction_sites"]):
-    v.append("restriction_site")
-  if c.max_homopolymer and d["longest_homopolymer"] > c.max_homopolymer:
-    v.append("homopolymer")
-  if c.avoid_repeats and d["repeated_kmers"]:
-    v.append("repeats")
-  if c.avoid_splice_sites and d["splice_sites"]:
-    v.append("splice_site")
-  return v
-
-
-MAX_STARTS = 4  # seeded starts per design before a repeat of an earlier design is changed codon by codon
-
-
-def design_protein(engine: Engine, name: str, protein: str, organism: str, code: int, c: Constraints, n: int,
-                   seed: int, rounds: int = 3, pll_unit: str = "codon") -> list[dict]:
-  """`n` different designs of one protein (seeded): each a feasible start improved by the model, with its report.
-  A design that repeats an earlier one is redone from up to MAX_STARTS seeded starts, then given the single
-  synonymous change the model loses least by (`diversify`); one that still repeats (no other coding sequence meets
-  the constraints, e.g. "MW" has only its stop codon to vary) is kept with `duplicate_of` naming the earlier design.
-  Raises Infeasible when no sequence meets the constraints or a design fails dnajax's re-check."""
-  usage = codons.codon_usage(organism, code)
-  out, seen = [], {}  # seen: sequence -> name of the first design with it
-  for k in range(n):
-    problem, changes = None, 0
-    for t in range(MAX_STARTS if k else 1):
-      rng = np.random.default_rng([seed, k] if t == 0 else [seed, k, t])
-      try:
-        problem = feasible_start(protein, usage, c, code, rng)
-      except Infeasible:
-        if problem is None:
-          raise
-        continue  # another start for a repeat: keep the repeat and try the next seed
-      changes = improve(engine, problem, protein, usage, rounds)
-      if problem.sequence not in seen:
-        break
-    if problem.sequence in seen:
-      changes += diversify(engine, problem, protein, usage, seen)
-    seq = problem.sequence
-    pll = metrics.pll_totals(engine.pseudo_log_likelihood(tokens.encode(seq), pll_unit))
-    d = {"name": f"{name}_design{k + 1}", "protein": name, "protein_sequence": protein, "sequence": seq,
-         "length": len(seq), "model_pll": pll["pll"], "model_pll_per_base": pll["pll_per_base"],
-         "pll_unit": pll_unit, "codon_changes_by_model": changes,
-         **describe(seq, protein, usage, c, code), "duplicate_of": seen.get(seq, "")}
-    d["violations"] = violations(d, c)
-    if d["violations"]:  # DNA Chisel said yes; dnajax's own check disagrees: never emit it silently
-      raise Infeasible(f"design {d['name']} fails {', '.join(d['violations'])} after the solver; not written")
-    seen.setdefault(seq, d["name"])
-    out.append(d)
-  return out
-
-
-# --------------------------------------------------------------------------------------------------- Command
 def unique_names(ids: list[str]) -> list[str]:
   """One name per input record, in order: its id when no other record has it, else ID_recordN (N its 1-based
   position; 'protein' stands in for an empty id), extended further in the unlikely case that is taken too."""
@@ -333,10 +115,39 @@ def read_proteins(protein: str | None, fasta: str | None,
           for i, (name, (rid, letters)) in enumerate(zip(names, records), 1)]
 
 
+OBJECTIVES = ("pll", "expression")
+
+
+DEFAULT_ROUNDS = {"pll": 3, "expression": 12}
+
+
+def make_guide(objective: str, expression_model: str | None, max_codon_distance: int | None) -> Guide:
+  """The search's objective with its predictor loaded. Raises UserError for an unknown objective, expression without
+  --expression-model, a trust region without one (or one that does not keep its training sequences) or a negative
+  bound, and for a directory that is not a regression fine-tuning."""
+  if objective not in OBJECTIVES:
+    raise UserError(f"--objective {objective!r}: use pll or expression")
+  if expression_model is None:
+    if objective == "expression" or max_codon_distance is not None:
+      what = "--objective expression" if objective == "expression" else "--max-codon-distance"
+      raise UserError(f"{what} needs --expression-model FT (a `dnajax finetune --task regression` directory)")
+    return Guide(objective)
+  if max_codon_distance is not None and max_codon_distance < 0:
+    raise UserError(f"--max-codon-distance {max_codon_distance}: give 0 or more codons")
+  from dnajax.evaluation.expression_model import ExpressionModel
+
+  model = ExpressionModel(expression_model)
+  if max_codon_distance is not None and not model.has_training():
+    raise UserError(f"--max-codon-distance: {expression_model} does not keep its training sequences (fine-tuned by an "
+                    "older dnajax); fine-tune it again to measure distances")
+  return Guide(objective, model, max_codon_distance)
+
+
 def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | None, c: Constraints, n: int,
-        seed: int, rounds: int = 3, progress: bool = True,
-        pll_unit: str = "codon") -> tuple[list[dict], list[tuple[str, str]]]:
-  """(designs, [(protein name, why infeasible)]). Model and constraints are checked before any search."""
+        seed: int, rounds: int | None = None, progress: bool = True, pll_unit: str = "codon",
+        guide: Guide | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
+  """(designs, [(protein name, why infeasible)]). Model and constraints are checked before any search; `rounds`
+  defaults to DEFAULT_ROUNDS of the objective."""
   code = codons.ORGANISMS[codons.check_organism(organism)][1] if code is None else code
   codons.check_genetic_code(code)
   if not 0 <= c.gc_min < c.gc_max <= 1 or c.gc_window < 3:
@@ -345,6 +156,10 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
     raise UserError("--max-homopolymer and --avoid-repeats must be 0 (off) or positive")
   if n < 1 or seed < 0:
     raise UserError("--n must be at least 1 and --seed 0 or more")
+  guide = guide or Guide()
+  rounds = DEFAULT_ROUNDS[guide.objective] if rounds is None else rounds
+  if rounds < 0 or c.mfe_window < 1:
+    raise UserError("--rounds must be 0 or more and --mfe-window at least 1")
   if pll_unit not in SCORING_UNITS:
     raise UserError(f"--pll-unit {pll_unit!r}: use codon or base")
   sequence.check_enzymes(c.avoid_sites)
@@ -352,7 +167,8 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
   designs, infeasible = [], []
   for p in tqdm(proteins, desc="design", unit="protein", disable=not progress or len(proteins) < 2):
     try:
-      found = design_protein(engine, p.name, p.sequence, organism, code, c, n, seed, rounds, pll_unit)
+      found = design_protein(engine, p.name, p.sequence, organism, code, c, n, seed, rounds, pll_unit, guide,
+                             progress)
     except Infeasible as e:
       infeasible.append((p.name, str(e)))
       continue
@@ -360,9 +176,10 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
   return designs, infeasible
 
 
-REPORT_COLUMNS = ("name", "protein", "record", "record_id", "length", "model_pll", "model_pll_per_base", "pll_unit",
-                  "codon_changes_by_model", "cai", "gc", "gc_window_min", "gc_window_max", "longest_homopolymer",
-                  "repeated_kmers", "restriction_sites", "splice_sites", "translation_ok", "duplicate_of")
+REPORT_COLUMNS = ("name", "protein", "record", "record_id", "length", "objective", "model_pll", "model_pll_per_base",
+                  "pll_unit", "codon_changes_by_model", "predicted_expression", "codon_distance", "mfe_5prime", "cai",
+                  "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
+                  "restriction_sites", "splice_sites", "translation_ok", "duplicate_of")
 
 
 def output_paths(output: str | None, report: str | None) -> list[tuple[str, str]]:
@@ -380,7 +197,9 @@ def write_outputs(designs: list[dict], output: str | None, report: str | None) -
   position, never by name) and the TSV report: all the files or none."""
   def header(d):
     dup = f" duplicate_of={d['duplicate_of']}" if d["duplicate_of"] else ""
-    return f">{d['name']} protein={d['protein']} record={d['record']} pll={d['model_pll']:.3f} cai={d['cai']:.3f}{dup}"
+    pred = "" if d["predicted_expression"] is None else f" predicted_expression={d['predicted_expression']:.3f}"
+    return (f">{d['name']} protein={d['protein']} record={d['record']} pll={d['model_pll']:.3f} cai={d['cai']:.3f}"
+            f"{pred}{dup}")
 
   fasta = "".join(f"{header(d)}\n{d['sequence']}\n" for d in designs)
   texts = ([fasta, "".join(f">{d['name']} protein={d['protein']} record={d['record']}\n{d['protein_sequence']}\n"
@@ -412,11 +231,28 @@ def add_arguments(p) -> None:
   p.add_argument("--n", type=int, default=1, help="designs per protein, all different where the constraints allow "
                  "(a design that must repeat another is marked in the report's duplicate_of column; default: 1)")
   p.add_argument("--seed", type=int, default=0, help="seed of the starting codons (default: 0)")
-  p.add_argument("--rounds", type=int, default=3, help="passes of model-guided synonymous codon changes (default: 3)")
+  p.add_argument("--rounds", type=int, help="passes of model-guided synonymous codon changes (default: 3 for "
+                 "--objective pll, 12 for expression)")
+  p.add_argument("--objective", choices=OBJECTIVES, default="pll",
+                 help="what the synonymous changes maximise: pll, the base model's estimate (default), or expression, "
+                 "the output of --expression-model (a predictor, not a measurement)")
+  p.add_argument("--expression-model", metavar="FT",
+                 help="a `dnajax finetune --task regression` directory trained on measured expression: the objective "
+                 "of --objective expression; with either objective the report gains predicted_expression and "
+                 "codon_distance (codons from the nearest sequence it was trained on)")
+  p.add_argument("--max-codon-distance", type=int,
+                 help="trust region: designs stay within this many codons of a training sequence of the expression "
+                 "model (search starts from its best-predicted training sequence of the protein; default: no bound)")
+  p.add_argument("--min-mfe-5prime", type=float,
+                 help="5' folding bound (kcal/mol, e.g. -8): the first --mfe-window nt fold no more stably than this "
+                 "(ViennaRNA; default: no bound)")
+  p.add_argument("--mfe-window", type=int, default=expression.MFE_WINDOW_NT,
+                 help=f"nt of the CDS start folded for mfe_5prime and its bound (default: {expression.MFE_WINDOW_NT})")
   p.add_argument("--pll-unit", choices=("codon", "base"), default="codon",
                  help="the reported pseudo-log-likelihood masks each codon (default) or each base in turn")
   p.add_argument("--output", help="designs FASTA (the proteins go to OUTPUT.protein.fasta); default: stdout")
-  p.add_argument("--report", help="TSV: PLL, CAI, GC, windows, homopolymer, repeats, sites per design")
+  p.add_argument("--report", help="TSV: PLL, predicted expression, codon distance, 5' MFE, CAI, GC, windows, "
+                 "homopolymer, repeats, sites per design")
 
 
 def main(args, overrides) -> int:
@@ -424,9 +260,11 @@ def main(args, overrides) -> int:
   proteins = read_proteins(args.protein, args.protein_fasta, args.allow_nucleotide_letters)
   c = Constraints(args.gc_min, args.gc_max, args.gc_window,
                   tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
-                  args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites)
+                  args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites, args.min_mfe_5prime,
+                  args.mfe_window)
+  guide = make_guide(args.objective, args.expression_model, args.max_codon_distance)
   designs, infeasible = run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
-                            args.rounds, pll_unit=args.pll_unit)
+                            args.rounds, pll_unit=args.pll_unit, guide=guide)
   fasta = write_outputs(designs, args.output, args.report)
   if args.output is None:
     sys.stdout.write(fasta)

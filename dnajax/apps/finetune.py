@@ -27,7 +27,8 @@ def add_arguments(p) -> None:
   p.add_argument("--test", help="labelled test table: scored once with each seed's best checkpoint")
   p.add_argument("--output", required=True, help="the fine-tuning directory (resumed when rerun)")
   p.add_argument("--task", choices=labels_lib.TASKS, default="classification")
-  p.add_argument("--method", choices=METHODS, help="default: finetune.method of the config (lora)")
+  p.add_argument("--method", choices=METHODS, help="default: finetune.method of the config (auto: lora for "
+                 "classification, trees for regression)")
   p.add_argument("--seeds", default="0", help="comma-separated seeds, one model each (mean +- std), e.g. 0,1,2")
   p.add_argument("--sequence-column", default="sequence", help="CSV/TSV column holding the sequences")
   p.add_argument("--label-column", default="label", help="CSV/TSV column (FASTA: title key) holding the labels")

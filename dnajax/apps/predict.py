@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 
+from dnajax.data import labels as labels_lib
 from dnajax.data import readers, tables, tokens, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import finetuned, render
@@ -95,7 +96,7 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   if label_column is not None and table.labels is None:
     raise UserError(f"{input_path}: no label column {label_column!r} (--label-column); name an existing column, or "
                     "leave the option out to predict without scoring")
-  model = finetuned.SequencePredictor.from_workdir(workdir, seed)
+  model = finetuned.load(workdir, seed)
   model.check_lengths(table)
   coding = model.coding
   labelled = [k for k, label in enumerate(table.labels or []) if label]
@@ -106,7 +107,7 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   if short:
     log.warning("%s: %d sequence(s) shorter than the %d positions this model reads each on its own; the positions "
                 "after their end read as empty", input_path, short, model.positions)
-  outputs = model.outputs(table.seqs, progress=True)
+  outputs = model.outputs(table.seqs, progress=True, names=[labels_lib.row_name(table, i) for i in range(len(table))])
   values = coding.values(outputs)
   if coding.task == "classification":
     columns = ["id", "prediction"] + [f"p_{c}" for c in coding.classes]

@@ -34,6 +34,18 @@ def row_name(table, i: int) -> str:
   return f"{table.source}: row {i + 1} (id {table.ids[i]})"
 
 
+def check_positions(table, positions: int) -> None:
+  """Raises UserError naming the first row of `table` (`tables.SequenceTable`) longer than the `positions` a
+  position-wise head reads (no limit when `positions` is 0, a mean-pooled head)."""
+  if not positions:
+    return
+  for i, s in enumerate(table.seqs):
+    if len(s) > positions:
+      raise UserError(f"{row_name(table, i)}: {len(s)} bases; this model reads each position on its own "
+                      f"(finetune.pool=positions) and takes sequences of at most {positions} bases, the training "
+                      "length; trim or drop the row, or fine-tune with --config.finetune.pool=mean")
+
+
 @dataclasses.dataclass
 class LabelCoding:
   """How labels become targets. task: 'classification' or 'regression'; classes: the class labels in output order

@@ -34,11 +34,12 @@ from dnajax import config as config_lib
 from dnajax.data import labels as labels_lib
 from dnajax.data import windows
 from dnajax.errors import UserError
-from dnajax.evaluation import downstream
+from dnajax.evaluation import downstream, hand_features
 from dnajax.evaluation.engine import DATA_PARALLEL
 from dnajax.model import encoder, heads
 
 INFO = "finetune.json"
+TRAIN_SEQUENCES = "train_sequences.txt"  # the training rows' sequences, one per line (A/C/G/T/N)
 
 
 def is_finetuned(workdir: str) -> bool:
@@ -59,11 +60,51 @@ def read_info(workdir: str) -> dict:
     raise UserError(f"{path}: cannot be read ({e}); the fine-tuning directory is damaged") from None
 
 
-def _forward(params, tokens_SxWxL, weights_SxWxL, *, graphdef):
-  return nnx.merge(graphdef, params)(tokens_SxWxL, weights_SxWxL).astype(jnp.float32)
+def read_result(seed_dir: str) -> dict | None:
+  """The result.json of a finished seed directory, or None when the seed has not finished."""
+  path = os.path.join(seed_dir, "result.json")
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
-def _pooled(params, tokens_SxWxL, weights_SxWxL, *, graphdef):
+def read_training_sequences(workdir: str) -> list[str] | None:
+  """The sequences a fine-tuning was trained on (upper-case letters, training-table order), or None for a directory
+  written before they were kept."""
+  path = os.path.join(workdir, TRAIN_SEQUENCES)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return [line.strip() for line in f if line.strip()]
+
+
+def load(workdir: str, seed: int | None = None):
+  """The predictor of a fine-tuning directory - a `SequencePredictor` (methods head, full, lora) or a
+  `trees.TreesPredictor` (method trees) - for `seed` (default: the seed that scored best on the validation rows).
+  Both offer coding, positions, check_lengths(table), outputs(seqs, progress) and predict(seqs, progress). Raises
+  UserError as `SequencePredictor.from_workdir`."""
+  info = read_info(workdir)
+  if info.get("finetune", {}).get("method") != "trees":
+    return SequencePredictor.from_workdir(workdir, seed)
+  from dnajax.evaluation import trees
+
+  return trees.TreesPredictor.from_workdir(workdir, info, _seed(info, workdir, seed))
+
+
+def _seed(info: dict, workdir: str, seed: int | None) -> int:
+  if seed is None:
+    return best_seed(info)
+  if str(seed) not in info.get("runs", {}):
+    raise UserError(f"--seed {seed}: {workdir} holds seeds {', '.join(info.get('runs', {})) or 'none'} (finished)")
+  return seed
+
+
+def _forward(params, tokens_SxWxL, weights_SxWxL, *features_SxF, graphdef):
+  return nnx.merge(graphdef, params)(tokens_SxWxL, weights_SxWxL, *features_SxF).astype(jnp.float32)
+
+
+def _pooled(params, tokens_SxWxL, weights_SxWxL, *_features_SxF, graphdef):  # the features do not enter the pool
   return nnx.merge(graphdef, params).pooled(tokens_SxWxL, weights_SxWxL).astype(jnp.float32)
 
 
@@ -94,24 +135,28 @@ def best_seed(info: dict) -> int:
 class SequencePredictor:
   """A `heads.SequenceModel` with its parameters on `mesh`: `outputs(seqs)` float32[N, K] (class logits or the
   standardised value) and `predict(seqs)` (class probabilities float64[N, C] or values float64[N] in the labels'
-  units, through `coding`).
+  units, through `coding`). With `organism` (a model fine-tuned with finetune.features=expression) the head also
+  reads the hand features of each coding sequence (`hand_features.matrix`).
 
-  Attributes: mcfg, coding (`labels.LabelCoding`), window (L), mesh, params, batch_windows (windows per batch)."""
+  Attributes: mcfg, coding (`labels.LabelCoding`), window (L), mesh, params, batch_windows (windows per batch),
+  positions, organism, num_features."""
 
   def __init__(self, mcfg: encoder.ModelConfig, coding: labels_lib.LabelCoding, window: int, params, mesh,
-               rules, batch_windows: int = 128, positions: int = 0):
+               rules, batch_windows: int = 128, positions: int = 0, organism: str | None = None):
     self.mcfg, self.coding, self.window, self.params, self.mesh = mcfg, coding, int(window), params, mesh
-    self.positions = int(positions)
+    self.positions, self.organism = int(positions), organism
+    self.num_features = len(hand_features.NAMES) if organism else 0
     self._unit = math.lcm(sharding.axis_size(mesh, rules.get("batch")), jax.process_count())
     self.batch_windows = max(int(batch_windows), self._unit)
-    graphdef, _ = heads.model_graph(mcfg, coding.num_outputs, 0.0, self.positions)
-    param_sh = jax.tree.map(lambda a: a.sharding,
-                            heads.sharded_abstract_params(mcfg, coding.num_outputs, mesh, rules, self.positions))
+    graphdef, _ = heads.model_graph(mcfg, coding.num_outputs, 0.0, self.positions, self.num_features)
+    param_sh = jax.tree.map(lambda a: a.sharding, heads.sharded_abstract_params(
+        mcfg, coding.num_outputs, mesh, rules, self.positions, self.num_features))
     in_sh = sharding.batch_sharding(mesh, 3, rules)
-    self._in_sh = in_sh
+    self._in_sh, self._feature_sh = in_sh, sharding.batch_sharding(mesh, 2, rules)
+    extra = (self._feature_sh,) if self.num_features else ()
     self._forward, self._pooled = (
         jax.jit(sharding.traced_with_rules(functools.partial(fn, graphdef=graphdef), mesh, rules),
-                in_shardings=(param_sh, in_sh, in_sh), out_shardings=sharding.batch_sharding(mesh, 2, rules))
+                in_shardings=(param_sh, in_sh, in_sh, *extra), out_shardings=sharding.batch_sharding(mesh, 2, rules))
         for fn in (_forward, _pooled))
 
   @classmethod
@@ -122,10 +167,7 @@ class SequencePredictor:
     info = read_info(workdir)
     with open(os.path.join(workdir, "config.json")) as f:
       cfg = config_lib.from_json(f.read())
-    if seed is None:
-      seed = best_seed(info)
-    elif str(seed) not in info.get("runs", {}):
-      raise UserError(f"--seed {seed}: {workdir} holds seeds {', '.join(info.get('runs', {})) or 'none'} (finished)")
+    seed = _seed(info, workdir, seed)
     coding = labels_lib.LabelCoding(**info["coding"])
     mcfg = encoder.config_from(cfg.model.to_dict())
     mesh = sharding.make_mesh(dict(DATA_PARALLEL))  # as the engine: never the training mesh
@@ -134,11 +176,13 @@ class SequencePredictor:
                                    directory=os.path.join(workdir, f"seed_{seed}", "best"))
     try:
       step = ckpt.resolve_step(None)
-      params = ckpt.restore_params(step, heads.sharded_abstract_params(mcfg, coding.num_outputs, mesh, rules,
-                                                                       info.get("positions", 0)))
+      organism = info.get("organism") if info.get("features") == "expression" else None
+      params = ckpt.restore_params(step, heads.sharded_abstract_params(
+          mcfg, coding.num_outputs, mesh, rules, info.get("positions", 0),
+          len(hand_features.NAMES) if organism else 0))
     finally:
       ckpt.close()
-    return cls(mcfg, coding, info["window"], params, mesh, rules, cfg.eval.batch, info.get("positions", 0))
+    return cls(mcfg, coding, info["window"], params, mesh, rules, cfg.eval.batch, info.get("positions", 0), organism)
 
   def bind(self, params) -> SequencePredictor:
     """The same predictor (compiled function shared) with other parameters of the same shapes and shardings."""
@@ -147,26 +191,31 @@ class SequencePredictor:
     return out
 
   def check_lengths(self, table) -> None:
-    """Raises UserError naming the first row of `table` (`tables.SequenceTable`) longer than the positions a
-    position-wise head reads (no limit for a mean-pooled one)."""
-    if not self.positions:
-      return
-    for i, s in enumerate(table.seqs):
-      if len(s) > self.positions:
-        raise UserError(f"{labels_lib.row_name(table, i)}: {len(s)} bases; this model reads each position on its own "
-                        f"(finetune.pool=positions) and takes sequences of at most {self.positions} bases, the "
-                        "training length; trim or drop the row, or fine-tune with --config.finetune.pool=mean")
+    """As `labels.check_positions` with this model's positions."""
+    labels_lib.check_positions(table, self.positions)
 
-  def outputs(self, seqs: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
-    """Head outputs float32[N, K] of sequences (token ids uint8, any length >= 1), in input order."""
-    return self._run(self._forward, self.coding.num_outputs, seqs, progress)
+  def features(self, seqs: Sequence[np.ndarray], names=None) -> np.ndarray | None:
+    """The hand features float64[N, F] the head reads (None without them). Raises UserError as
+    `hand_features.matrix`."""
+    return hand_features.matrix(seqs, self.organism, names) if self.num_features else None
+
+  def outputs(self, seqs: Sequence[np.ndarray], progress: bool = False, names=None,
+              features: np.ndarray | None = None) -> np.ndarray:
+    """Head outputs float32[N, K] of sequences (token ids uint8, any length >= 1), in input order. `features`: the
+    rows' hand features when already computed (`features(seqs)`); `names` name a row that is not a coding sequence
+    when they are computed here."""
+    if self.num_features and features is None:
+      features = self.features(seqs, names)
+    return self._run(self._forward, self.coding.num_outputs, seqs, progress, features)
 
   def pooled(self, seqs: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
     """The pooled encoder output float32[N, D] (position-wise: [N, P * D]) before standardisation and the head,
     in input order."""
-    return self._run(self._pooled, self.mcfg.d_model * max(self.positions, 1), seqs, progress)
+    dummy = np.zeros((len(seqs), self.num_features), np.float32) if self.num_features else None
+    return self._run(self._pooled, self.mcfg.d_model * max(self.positions, 1), seqs, progress, dummy)
 
-  def _run(self, fn, width: int, seqs: Sequence[np.ndarray], progress: bool) -> np.ndarray:
+  def _run(self, fn, width: int, seqs: Sequence[np.ndarray], progress: bool,
+           features: np.ndarray | None = None) -> np.ndarray:
     L = self.window
     need = np.array([windows.num_windows(len(s), L) for s in seqs], np.int64)
     buckets = 2 ** np.ceil(np.log2(np.maximum(need, 1))).astype(np.int64)
@@ -184,8 +233,12 @@ class SequencePredictor:
       wt = np.zeros((per, W, L), np.float32)
       tok[:len(rows)], wt[:len(rows)] = ids, wts
       local = sharding.process_rows(per)
-      y = fn(self.params, *(jax.make_array_from_process_local_data(self._in_sh, a[local.start:local.stop])
-                                       for a in (tok, wt)))
+      args = [jax.make_array_from_process_local_data(self._in_sh, a[local.start:local.stop]) for a in (tok, wt)]
+      if features is not None:
+        feat = np.zeros((per, features.shape[1]), np.float32)
+        feat[:len(rows)] = features[rows]
+        args.append(jax.make_array_from_process_local_data(self._feature_sh, feat[local.start:local.stop]))
+      y = fn(self.params, *args)
       out[rows] = np.asarray(jax.device_get(multihost_utils.process_allgather(y, tiled=True)))[:len(rows)]
     return out
 

@@ -14,11 +14,11 @@ import numpy as np
 
 from dnajax import checkpoint, runtime, sharding
 from dnajax import config as config_lib
-from dnajax.data import corpus, tables, windows, writers
+from dnajax.data import corpus, tables, tokens, windows, writers
 from dnajax.data import labels as labels_lib
 from dnajax.errors import UserError
-from dnajax.evaluation import render
-from dnajax.evaluation.finetuned import INFO, SequencePredictor
+from dnajax.evaluation import hand_features, render
+from dnajax.evaluation.finetuned import INFO, TRAIN_SEQUENCES, SequencePredictor
 from dnajax.model import encoder
 from dnajax.training import finetune_loop as loop_lib
 from dnajax.training import guards
@@ -26,12 +26,14 @@ from dnajax.training.finetune_program import FinetuneProgram
 
 log = logging.getLogger("dnajax")
 OVERRIDABLE = ("finetune.", "mesh.", "eval.batch", "log.")
-BASELINE_NAMES = {"kmer": "baseline: 1-4-mer counts", "position_onehot": "baseline: one-hot base per position"}
+BASELINE_NAMES = {"kmer": "baseline: 1-4-mer counts", "position_onehot": "baseline: one-hot base per position",
+                  "features": "baseline: expression features"}
 
 
-def finetune_config(base_cfg, overrides=(), method: str | None = None):
+def finetune_config(base_cfg, overrides=(), method: str | None = None, task: str = "classification"):
   """The fine-tuned model's config: the base run's config with `--config.finetune.*` (and mesh.*, eval.batch,
-  log.*) overrides and `method` applied, and the model group adapted (adapters for lora, finetune.dropout).
+  log.*) overrides and `method` applied (auto: lora for classification, trees for regression), and the model group
+  adapted (adapters for lora, finetune.dropout).
 
   Raises UserError for an override of another key (the model is the base run's) or a value out of range."""
   cfg = config_lib.from_json(config_lib.to_json(base_cfg))
@@ -44,6 +46,8 @@ def finetune_config(base_cfg, overrides=(), method: str | None = None):
     if method is not None:
       cfg.finetune.method = method
     f = cfg.finetune
+    if f.method == "auto":
+      f.method = "trees" if task == "regression" else "lora"
     lora = f.method == "lora"
     cfg.model.lora_rank = int(f.lora_rank) if lora else 0
     cfg.model.lora_alpha = float(f.lora_alpha)
@@ -131,6 +135,18 @@ def check_output(output: str, base_workdir: str, settings: dict) -> dict | None:
   return info
 
 
+def start_output(output: str, cfg, info: dict, train_table) -> None:
+  """Writes (main process) config.json, finetune.json and the training sequences (TRAIN_SEQUENCES: one per line, in
+  the training table's order; `dnajax design` measures a design's distance to them) into `output`."""
+  if not runtime.is_main():
+    return
+  os.makedirs(output, exist_ok=True)
+  writers.atomic_write_text(os.path.join(output, "config.json"), config_lib.to_json(cfg))
+  writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
+  writers.atomic_write_text(os.path.join(output, TRAIN_SEQUENCES),
+                            "".join(tokens.decode(s) + "\n" for s in train_table.seqs))
+
+
 def load_base(base_workdir: str, step: int | None):
   """(base config, {workdir, step, config}) of a pretraining run. Raises UserError for a directory that is not
   one (or is a fine-tuning) and a missing step."""
@@ -171,40 +187,47 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
   Raises UserError (one line; nothing written) for bad tables, labels, settings or directories."""
   t0 = time.time()
   base_cfg, base = load_base(base_workdir, base_step)
-  cfg = finetune_config(base_cfg, overrides, method)
+  cfg = finetune_config(base_cfg, overrides, method, task)
   guards.check_finite_config(cfg)
-  loop_lib.select_metric(cfg, task)  # a metric of the other task: refused before anything is written
+  select = loop_lib.select_metric(cfg, task)  # a metric of the other task: refused before anything is written
   coding, splits = read_splits(paths, task, sequence_column, label_column)
+  columns = {"sequence": sequence_column, "label": label_column}
+  if cfg.finetune.method == "trees":
+    return _finetune_trees(cfg, base, coding, splits, paths, columns, output, base_workdir, seeds, select, progress,
+                           t0)
   window = choose_window(cfg, splits["train"].table)
   positions = choose_positions(cfg, splits["train"].table, window)
-  settings = {**_settings(cfg, base, coding, window, paths, {"sequence": sequence_column, "label": label_column}),
-              "positions": positions}
+  features = hand_features.choose(cfg.finetune.features, cfg.finetune.organism, splits["train"].table)
+  settings = {**_settings(cfg, base, coding, window, paths, columns), "positions": positions, "features": features}
   info = check_output(output, base_workdir, settings) or {**settings, "runs": {}}
+  organism = str(cfg.finetune.organism) if features == "expression" else None
   mesh = sharding.make_mesh(cfg.mesh)
   rules = sharding.rules_from_config(cfg.mesh.rules)
   predictor = SequencePredictor(encoder.config_from(cfg.model.to_dict()), coding, window, None, mesh, rules,
-                                cfg.eval.batch, positions)
+                                cfg.eval.batch, positions, organism)
   for split in splits.values():
     predictor.check_lengths(split.table)
+    split.features = predictor.features(split.table.seqs, [labels_lib.row_name(split.table, i)
+                                                           for i in range(len(split.table))])
   wpr = max(windows.num_windows(len(s), window) for s in splits["train"].table.seqs)
   FinetuneProgram(cfg, coding.num_outputs, task, len(splits["train"].table), window, wpr, 0, mesh=mesh,
-                  positions=positions)  # checks the batch against the mesh before anything is written
+                  positions=positions, num_features=predictor.num_features)  # checks the batch against the mesh
+  if organism:
+    info["organism"] = organism
   created = not os.path.exists(output)
   try:
     base_params = restore_base(base, cfg, mesh, rules)
-    if runtime.is_main():
-      os.makedirs(output, exist_ok=True)
-      writers.atomic_write_text(os.path.join(output, "config.json"), config_lib.to_json(cfg))
-      writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
+    start_output(output, cfg, info, splits["train"].table)
   except UserError:
     if created:
       shutil.rmtree(output, ignore_errors=True)
     raise
   log.info("%s", runtime.describe(mesh))
-  log.info("fine-tuning %s (step %d), method %s, %s: %d train / %d val rows, window %d, %s", base_workdir,
+  log.info("fine-tuning %s (step %d), method %s, %s: %d train / %d val rows, window %d, %s%s", base_workdir,
            base["step"], cfg.finetune.method, task if task == "regression" else f"{len(coding.classes)} classes",
            len(splits["train"].table), len(splits["val"].table), window,
-           f"position-wise head over {positions} positions" if positions else "mean pooling")
+           f"position-wise head over {positions} positions" if positions else "mean pooling",
+           f", {predictor.num_features} hand features of coding sequences" if organism else "")
   job = loop_lib.Job(cfg, output, coding, window, wpr, splits, base_params, predictor, progress)
   stop = guards.StopRequest()
   stop.install()
@@ -216,14 +239,47 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
       info["runs"][str(seed)] = result
   finally:
     stop.uninstall()
+  return _finish(info, output, coding, splits, positions, seeds, t0)
+
+
+def _finish(info: dict, output: str, coding, splits: dict, positions: int, seeds, t0: float) -> dict:
+  """Summary over seeds and baselines into finetune.json (written by the main process); returns it."""
   results = [info["runs"][str(s)] for s in seeds]
   info["summary"] = {split: loop_lib.summarise(results, split) for split in ("val", "test") if split in results[0]}
-  info["baselines"] = loop_lib.baselines(coding, splits, positions)
+  info["baselines"] = loop_lib.baselines(coding, splits, positions, info.get("organism"))
   info["seeds"] = [int(s) for s in seeds]
   info["wall_seconds"] = time.time() - t0
   if runtime.is_main():
     writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
   return info
+
+
+def _finetune_trees(cfg, base: dict, coding, splits: dict, paths: dict, columns: dict, output: str,
+                    base_workdir: str, seeds, select: str, progress: bool, t0: float) -> dict:
+  """finetune() for method trees (`finetune_trees`): same directory layout, settings check and summary."""
+  from dnajax.training import finetune_trees
+
+  rep = finetune_trees.representation(cfg, splits["train"].table)
+  settings = {**_settings(cfg, base, coding, 0, paths, columns), "positions": rep.positions,
+              "features": rep.features}
+  info = check_output(output, base_workdir, settings) or {**settings, "runs": {}}
+  created = not os.path.exists(output)
+  try:
+    start_output(output, cfg, info, splits["train"].table)
+    log.info("fine-tuning %s (step %d), method trees, %s: %d train / %d val rows, %s, features %s", base_workdir,
+             base["step"], coding.task if coding.task == "regression" else f"{len(coding.classes)} classes",
+             len(splits["train"].table), len(splits["val"].table),
+             f"{rep.components} components at each of {rep.positions} positions" if rep.positions else "mean state",
+             rep.features)
+    runs = finetune_trees.run(cfg, output, coding, splits, base, rep, seeds, select, progress)
+  except UserError:
+    if created:
+      shutil.rmtree(output, ignore_errors=True)
+    raise
+  info["runs"].update({str(s): r for s, r in runs.items()})
+  if rep.features == "expression":
+    info["organism"] = rep.organism
+  return _finish(info, output, coding, splits, rep.positions, seeds, t0)
 
 
 def summary_table(info: dict) -> str:

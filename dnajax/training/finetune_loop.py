@@ -12,7 +12,6 @@ where it stopped and skips finished ones.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -26,7 +25,7 @@ from dnajax import checkpoint, runtime
 from dnajax.data import labels as labels_lib
 from dnajax.data import tables, writers
 from dnajax.errors import UserError
-from dnajax.evaluation import downstream, finetuned, render
+from dnajax.evaluation import downstream, finetuned, hand_features, render
 from dnajax.evaluation.finetuned import SequencePredictor
 from dnajax.model import heads
 from dnajax.training import guards
@@ -39,11 +38,13 @@ LOWER_IS_BETTER = ("loss", "rmse")
 
 @dataclasses.dataclass
 class Split:
-  """One labelled table: its name (train, val, test), rows and encoded targets."""
+  """One labelled table: its name (train, val, test), rows, encoded targets and, for a head that reads them, the rows'
+  hand features float64[N, F] (`hand_features.matrix`)."""
 
   name: str
   table: tables.SequenceTable
   targets: np.ndarray
+  features: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -64,7 +65,8 @@ class Job:
 def evaluate(job: Job, params, split: str) -> dict:
   """`finetuned.split_metrics` of the model with `params` on one of the job's labelled splits."""
   s = job.splits[split]
-  return finetuned.split_metrics(job.coding, job.predictor.bind(params).outputs(s.table.seqs), s.targets)
+  outputs = job.predictor.bind(params).outputs(s.table.seqs, features=s.features)
+  return finetuned.split_metrics(job.coding, outputs, s.targets)
 
 
 def select_metric(cfg, task: str) -> str:
@@ -103,11 +105,15 @@ def _train_record(pending: list, task: str) -> dict:
 
 def standardise(job: Job, program: FinetuneProgram, state: dict) -> dict:
   """The state with the head's `pool_shift` / `pool_scale` set to the mean and 1 / standard deviation of the
-  starting model's pooled features over the training rows (see `heads.SequenceModel`)."""
-  feats = job.predictor.bind(program.params(state)).pooled(job.splits["train"].table.seqs).astype(np.float64)
+  starting model's pooled features over the training rows (see `heads.SequenceModel`), and `feature_shift` /
+  `feature_scale` likewise from the training rows' hand features."""
+  train = job.splits["train"]
+  pooled = job.predictor.bind(program.params(state)).pooled(train.table.seqs).astype(np.float64)
   trainable = dict(state["trainable"])
-  for key, value in (("pool_shift", feats.mean(0)), ("pool_scale", 1.0 / np.maximum(feats.std(0), 1e-3))):
-    trainable[key] = jax.device_put(value.astype(np.float32), program.state_sh["trainable"][key])
+  stats = [("pool", pooled)] + ([("feature", train.features)] if program.num_features else [])
+  for name, x in stats:
+    for key, value in ((f"{name}_shift", x.mean(0)), (f"{name}_scale", 1.0 / np.maximum(x.std(0), 1e-3))):
+      trainable[key] = jax.device_put(value.astype(np.float32), program.state_sh["trainable"][key])
   return {**state, "trainable": trainable}
 
 
@@ -116,14 +122,14 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   test (or absent), steps, epochs, stopped_early, wall_seconds}, or {interrupted, signal, checkpoint_step}."""
   sdir = os.path.join(job.output, f"seed_{seed}")
   result_path = os.path.join(sdir, "result.json")
-  if os.path.isfile(result_path):
-    with open(result_path) as f:
-      return json.load(f)
+  done = finetuned.read_result(sdir)
+  if done is not None:
+    return done
   t0 = time.time()
   cfg, train = job.cfg, job.splits["train"]
   program = FinetuneProgram(cfg, job.coding.num_outputs, job.coding.task, len(train.table), job.window,
-                            job.windows_per_row, seed,
-                            mesh=job.predictor.mesh, positions=job.predictor.positions)
+                            job.windows_per_row, seed, mesh=job.predictor.mesh, positions=job.predictor.positions,
+                            num_features=job.predictor.num_features)
   os.makedirs(sdir, exist_ok=True)
   ckpt = checkpoint.Checkpointer(sdir, keep=1, async_save=False)
   best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, directory=os.path.join(sdir, "best"))
@@ -147,7 +153,7 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
     for step in range(start, total):
       if record["stopped_early"]:
         break
-      state, m = program.step(state, program.make_batch(step, train.table.seqs, train.targets))
+      state, m = program.step(state, program.make_batch(step, train.table.seqs, train.targets, train.features))
       done = step + 1
       pending.append(m)
       if done % f.log_every == 0 or done == total:
@@ -185,7 +191,7 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, create=False, directory=os.path.join(sdir, "best"))
   try:
     params = best.restore_params(record["best_step"], heads.sharded_abstract_params(
-        program.mcfg, job.coding.num_outputs, program.mesh, program.rules, program.positions))
+        program.mcfg, job.coding.num_outputs, program.mesh, program.rules, program.positions, program.num_features))
   finally:
     best.close()
   result = {"seed": seed, "best_step": record["best_step"], "select_metric": metric,
@@ -213,13 +219,16 @@ def summarise(results: list[dict], split: str) -> dict:
   return out
 
 
-def baselines(coding: labels_lib.LabelCoding, splits: dict, positions: int = 0) -> dict:
+def baselines(coding: labels_lib.LabelCoding, splits: dict, positions: int = 0, organism: str | None = None) -> dict:
   """The baselines fitted on the training rows, scored on val/test: {"kmer": {split: metrics}} (1-4-mer counts,
-  `downstream.KmerBaseline`) and, for a position-wise model (`positions` > 0), "position_onehot" (the base at each
-  position, `downstream.PositionBaseline`)."""
+  `downstream.KmerBaseline`), for a position-wise model (`positions` > 0) "position_onehot" (the base at each
+  position, `downstream.PositionBaseline`) and, with an `organism` (coding sequences), "features" (the expression
+  features `hand_features.NAMES` against that host)."""
   models = {"kmer": downstream.KmerBaseline(coding.task)}
   if positions:
     models["position_onehot"] = downstream.PositionBaseline(coding.task, positions)
+  if organism:
+    models["features"] = downstream.LinearBaseline(coding.task, lambda seqs: hand_features.matrix(seqs, organism))
   train = splits["train"]
   out = {}
   for name, model in models.items():

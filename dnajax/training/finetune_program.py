@@ -30,7 +30,7 @@ from dnajax.errors import UserError
 from dnajax.model import encoder, heads
 from dnajax.training import optim
 
-METHODS = ("head", "full", "lora")
+METHODS = ("auto", "head", "full", "lora", "trees")  # trees: finetune_trees; auto: finetune_job.finetune_config
 
 
 def _trainable(path: tuple[str, ...], method: str) -> bool:
@@ -87,7 +87,8 @@ def finetune_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int
 
   def loss_fn(trainable):
     model = nnx.merge(graphdef, combine(trainable, state["frozen"]))
-    out_BxK = model(batch["tokens"].astype(jnp.int32), batch["weights"].astype(jnp.float32), key)
+    out_BxK = model(batch["tokens"].astype(jnp.int32), batch["weights"].astype(jnp.float32), batch.get("features"),
+                    dropout_key=key)
     loss_B, correct_B = row_losses(out_BxK, batch["targets"], task)
     loss_sum = (loss_B * rw_B).sum()
     return loss_sum / jnp.maximum(rows, 1.0), (loss_sum, (correct_B * rw_B).sum())
@@ -103,15 +104,17 @@ def finetune_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int
 class FinetuneProgram:
   """The fine-tuning of one seed. `cfg` is the fine-tuned model's config (its `model` group already holding the
   method's adapters and dropout); `num_outputs` K; `num_train` rows; `windows_per_row` W and `window` L fix the
-  batch shape; `positions` > 0 gives a position-wise head (`heads.SequenceModel`).
+  batch shape; `positions` > 0 gives a position-wise head, `num_features` F > 0 a head that also reads F hand features
+  per row (`heads.SequenceModel`).
 
   Attributes: mcfg, mesh, rules, graphdef, tx, schedule, steps_per_epoch, total_steps, state_sh, batch_sh, and the
   jitted `init(base_encoder_params) -> state` and `step(state, batch) -> (state, metrics)` (the state donated)."""
 
   def __init__(self, cfg, num_outputs: int, task: str, num_train: int, window: int, windows_per_row: int, seed: int,
-               mesh=None, positions: int = 0):
+               mesh=None, positions: int = 0, num_features: int = 0):
     f = cfg.finetune
     self.cfg, self.task, self.seed, self.num_outputs, self.positions = cfg, task, seed, num_outputs, int(positions)
+    self.num_features = int(num_features)
     self.window, self.windows_per_row, self.num_train = int(window), int(windows_per_row), int(num_train)
     self.mcfg = encoder.config_from(cfg.model.to_dict())
     self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
@@ -127,8 +130,9 @@ class FinetuneProgram:
                                    "weight_decay": f.weight_decay,
                                    "warmup_steps": int(round(f.warmup_fraction * self.total_steps))})
     self.tx, self.schedule = optim.make_optimizer(opt, self.total_steps)
-    self.graphdef, _ = heads.model_graph(self.mcfg, num_outputs, f.head_dropout, self.positions)
-    abstract = heads.sharded_abstract_params(self.mcfg, num_outputs, self.mesh, self.rules, self.positions)
+    self.graphdef, _ = heads.model_graph(self.mcfg, num_outputs, f.head_dropout, self.positions, self.num_features)
+    abstract = heads.sharded_abstract_params(self.mcfg, num_outputs, self.mesh, self.rules, self.positions,
+                                             self.num_features)
     self.param_sh = jax.tree.map(lambda a: a.sharding, abstract)
     train_sh, frozen_sh = partition(self.param_sh, f.method)
     train_abs, _ = partition(abstract, f.method)
@@ -139,7 +143,8 @@ class FinetuneProgram:
     self.abstract_state = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                        jax.eval_shape(self._create, self._base_abstract()), self.state_sh)
     self.batch_sh = {k: sharding.batch_sharding(self.mesh, n, self.rules)
-                     for k, n in (("tokens", 3), ("weights", 3), ("targets", 1), ("row_weights", 1))}
+                     for k, n in (("tokens", 3), ("weights", 3), ("targets", 1), ("row_weights", 1))
+                     + ((("features", 2),) if self.num_features else ())}
     base_sh = jax.tree.map(lambda a: a.sharding, self._base_abstract())
     self.init = jax.jit(self._create, in_shardings=(base_sh,), out_shardings=self.state_sh)
     dropout = f.head_dropout > 0 or self.mcfg.dropout > 0
@@ -158,7 +163,8 @@ class FinetuneProgram:
 
   def _create(self, base_params: dict) -> dict:
     f = self.cfg.finetune
-    params = heads.init_params(self.mcfg, self.num_outputs, f.head_dropout, self.seed, self.positions)
+    params = heads.init_params(self.mcfg, self.num_outputs, f.head_dropout, self.seed, self.positions,
+                               self.num_features)
     params["encoder"] = overlay(base_params, params["encoder"])
     trainable, frozen = partition(params, f.method)
     return {"step": jnp.zeros((), jnp.int32), "trainable": trainable, "frozen": frozen,
@@ -178,9 +184,10 @@ class FinetuneProgram:
     rows[:len(part)] = part
     return rows
 
-  def make_batch(self, step: int, seqs, targets: np.ndarray) -> dict:
+  def make_batch(self, step: int, seqs, targets: np.ndarray, features: np.ndarray | None = None) -> dict:
     """This process's rows of `step`'s batch as global arrays: tokens uint8[B, W, L], weights float32[B, W, L]
-    (1 where a base is pooled), targets [B], row_weights float32[B] (0 for padding rows)."""
+    (1 where a base is pooled), targets [B], row_weights float32[B] (0 for padding rows) and, with `num_features`,
+    features float32[B, F] (the rows of `features` float[N, F])."""
     rows = self.batch_rows(step)
     local = sharding.process_rows(self.batch)
     mine = rows[local.start:local.stop]
@@ -194,6 +201,9 @@ class FinetuneProgram:
     rw = np.zeros(n, np.float32)
     rw[:len(real)] = 1.0
     arrays = {"tokens": tok, "weights": wt, "targets": tgt, "row_weights": rw}
+    if self.num_features:
+      arrays["features"] = np.zeros((n, self.num_features), np.float32)
+      arrays["features"][:len(real)] = features[real]
     return {k: jax.make_array_from_process_local_data(self.batch_sh[k], v) for k, v in arrays.items()}
 
 

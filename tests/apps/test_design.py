@@ -3,9 +3,9 @@ import pytest
 from Bio.Seq import Seq
 
 from dnajax import cli
-from dnajax.apps import design
 from dnajax.bio import codons, sequence
 from dnajax.data import tokens
+from dnajax.design import constraints, search
 from dnajax.evaluation.engine import Engine
 
 PROTEIN = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLY"
@@ -32,8 +32,8 @@ def test_design_translates_meets_constraints_and_reports(tiny_run, tmp_path, cap
   for rec, row in zip(recs, rows):
     seq = rec.splitlines()[1]
     assert str(Seq(seq).translate(table=11)) == PROTEIN + "*" and seq[-3:] in ("TAA", "TAG", "TGA")
-    d = design.describe(seq, PROTEIN, codons.codon_usage("e_coli", 11),
-                        design.Constraints(0.3, 0.65, 50, ("BsaI", "BsmBI"), 6, 20), 11)
+    d = constraints.describe(seq, PROTEIN, codons.codon_usage("e_coli", 11),
+                        constraints.Constraints(0.3, 0.65, 50, ("BsaI", "BsmBI"), 6, 20), 11)
     assert 0.3 <= d["gc_window_min"] and d["gc_window_max"] <= 0.65 and d["longest_homopolymer"] <= 6
     assert d["repeated_kmers"] == 0 and not {"BsaI", "BsmBI"} & set(d["restriction_sites"])
     assert "GGTCTC" not in seq and "GAGACC" not in seq  # BsaI either strand
@@ -48,12 +48,12 @@ def test_model_guided_changes_raise_the_estimate(tiny_run):
   workdir, _ = tiny_run
   engine = Engine.from_workdir(workdir)
   usage = codons.codon_usage("e_coli", 11)
-  c = design.Constraints()
-  problem = design.feasible_start(PROTEIN, usage, c, 11, np.random.default_rng(0))
+  c = constraints.Constraints()
+  problem = constraints.feasible_start(PROTEIN, usage, c, 11, np.random.default_rng(0))
   start = problem.sequence
   js = list(range(0, len(PROTEIN) + 1, 8))
-  before = design.codon_scores(engine, start, js, usage, PROTEIN)
-  changes = design.improve(engine, problem, PROTEIN, usage, rounds=1)
+  before = search.codon_scores(engine, start, js, usage, PROTEIN)
+  changes = search.improve(engine, problem, PROTEIN, usage, rounds=1)
   assert changes > 0 and problem.sequence != start
   assert str(Seq(problem.sequence).translate(table=11)) == PROTEIN + "*"
   # The first pass masks codons 0, 8, 16, ... of the starting sequence together; with no constraint to refuse a
@@ -83,13 +83,13 @@ def test_splice_sites_are_found_and_avoided(tiny_run):
   assert sequence.splice_sites("AAGTAAGTCC") == ["donor@2"]
   assert sequence.splice_sites("T" * 11 + "ACAG") == ["acceptor@0"]
   assert sequence.splice_sites(str(Seq("AAGTAAGTCC").reverse_complement())) == []  # the coding strand only
-  c = design.Constraints(avoid_splice_sites=True)
+  c = constraints.Constraints(avoid_splice_sites=True)
   usage = codons.codon_usage("h_sapiens", 1)
-  d = design.describe("ATGGTAAGTTAA", "MVS", usage, c, 1)
-  assert d["splice_sites"] == ["donor@3"] and design.violations(d, c) == ["splice_site"]
+  d = constraints.describe("ATGGTAAGTTAA", "MVS", usage, c, 1)
+  assert d["splice_sites"] == ["donor@3"] and constraints.violations(d, c) == ["splice_site"]
   engine = Engine.from_workdir(tiny_run[0])
   protein = "MVSVSVSLQVSRVSVSVSLQVSVS" * 2  # Val-Ser (GTR AGT) and Leu-Gln (... CAG) invite both sites
-  [out] = design.design_protein(engine, "p", protein, "h_sapiens", 1, c, 1, 0, rounds=1)
+  [out] = search.design_protein(engine, "p", protein, "h_sapiens", 1, c, 1, 0, rounds=1)
   assert out["violations"] == [] and out["splice_sites"] == [] and out["translation_ok"]
 
 
@@ -215,13 +215,13 @@ def test_solver_specifications_and_recheck_agree():
     seqs.append(seq)
   for i, seq in enumerate(seqs):
     protein = "A" * (len(seq) // 3 - 1)  # only its length matters here (the GC window)
-    c = design.Constraints(float(rng.choice([0, 0.3, 0.4])), float(rng.choice([0.4, 0.65, 1.0])),
+    c = constraints.Constraints(float(rng.choice([0, 0.3, 0.4])), float(rng.choice([0.4, 0.65, 1.0])),
                            int(rng.choice([3, 20, 50, 200])), ("BsaI", "BsmBI", "EcoRI"),
                            int(rng.choice([0, 3, 6])), int(rng.choice([0, 4, 8, 200])), True)
     if i < 4:
-      c = design.Constraints(0.3, 0.4, 50, ("BsaI",), 6, 200, True)
-    broken = set(design.violations(design.describe(seq, protein, usage, c, 11), c))
-    for check, specs in design.chisel_checks(protein, c, 11).items():
+      c = constraints.Constraints(0.3, 0.4, 50, ("BsaI",), 6, 200, True)
+    broken = set(constraints.violations(constraints.describe(seq, protein, usage, c, 11), c))
+    for check, specs in constraints.chisel_checks(protein, c, 11).items():
       if check != "translation":
         assert passes(seq, specs) == (check not in broken), (check, seq, c)
   # DNA Chisel never evaluates EnforceTranslation ("enforced by nucleotide restrictions"): its mutation space holds
@@ -229,8 +229,8 @@ def test_solver_specifications_and_recheck_agree():
   for code in (1, 4, 11):  # TGA: a stop in 1 and 11, Trp in 4
     u = codons.codon_usage("h_sapiens", code)
     protein = "MWKIC"
-    specs = design.chisel_checks(protein, design.Constraints(), code)["translation"]
+    specs = constraints.chisel_checks(protein, constraints.Constraints(), code)["translation"]
     problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, u, rng), constraints=specs, logger=None)
     variants = set(problem.mutation_space.all_variants(problem.sequence))
     assert len(variants) == np.prod([len(u[aa]) for aa in protein + "*"])
-    assert all(design.describe(v, protein, u, design.Constraints(), code)["translation_ok"] for v in variants)
+    assert all(constraints.describe(v, protein, u, constraints.Constraints(), code)["translation_ok"] for v in variants)

@@ -33,7 +33,7 @@ def test_pooled_head_counts_each_base_once_and_ignores_padding():
   assert ids.shape == (3, 8, 32) and w.shape == ids.shape
   assert [int(w[i].sum()) for i in range(3)] == [10, 50, 130]  # every base once, over overlapping windows
   model = SequenceModel(ModelConfig(**CFG), 3, 0.1, nnx.Rngs(0))
-  run = nnx.jit(lambda m, i, w, key=None: m(i, w, key))
+  run = nnx.jit(lambda m, i, w, key=None: m(i, w, dropout_key=key))
   out = run(model, jnp.asarray(ids), jnp.asarray(w))
   assert out.shape == (3, 3)
   alone = run(model, jnp.asarray(ids[:1, :1]), jnp.asarray(w[:1, :1]))  # the short one alone: fewer windows

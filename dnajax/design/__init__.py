@@ -1,0 +1,1 @@
+"""Coding-sequence design: synthesis constraints, the model-guided search and designing for expression."""

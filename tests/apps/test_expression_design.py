@@ -1,0 +1,227 @@
+"""Expression prediction and design (issue 16): finetune.method=trees (and auto) on synonymous variants of one protein,
+`dnajax predict` with it, and `dnajax design --objective expression|pll --expression-model`, trust region and 5'
+folding bound."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+from Bio.Seq import Seq
+from conftest import refused
+from scipy.stats import spearmanr
+
+from dnajax import cli
+from dnajax.bio import codons, expression
+from dnajax.design import constraints, expression_search
+from dnajax.evaluation import finetuned
+from dnajax.evaluation.expression_model import ExpressionModel
+
+PROTEIN = "MKKLLPTAAAGLLLLAAQPAMAKLV"  # 25 aa + stop: 78 nt
+FAST = ["--no-progress", "--config.finetune.tree_iterations=60", "--config.finetune.tree_learning_rate=0.1"]
+
+
+def _variants(n: int, seed: int) -> list[tuple[str, float]]:
+  """Synonymous CDS of PROTEIN (uniform codon choice) with a made-up 'expression': an AT-rich start expresses better,
+  plus a little codon adaptation and noise."""
+  rng = np.random.default_rng(seed)
+  uniform = {aa: {c: 1.0 for c in cs} for aa, cs in codons.codon_usage("e_coli", 11).items()}
+  out = []
+  for _ in range(n):
+    cds = codons.sample_cds(PROTEIN, uniform, rng)
+    value = 10 - 4 * expression.gc_5prime(cds, 24) + 0.5 * expression.features(cds)["cai"] + rng.normal(0, 0.05)
+    out.append((cds, float(value)))
+  return out
+
+
+def _csv(path, rows, header=("id", "Sequence", "Value")):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(header)
+    for i, (s, v) in enumerate(rows):
+      w.writerow([f"v{i}", s.replace("T", "U"), v])  # written as RNA, as the mRFP library is
+  return str(path)
+
+
+@pytest.fixture(scope="module")
+def expression_ft(tiny_run, tmp_path_factory):
+  """(base workdir, fine-tuning directory, data directory, val rows) of a default regression fine-tuning."""
+  base, _ = tiny_run
+  d = tmp_path_factory.mktemp("expr")
+  train, val = _variants(160, 0), _variants(60, 1)
+  ft = d / "ft"
+  code = cli.main(["finetune", "--workdir", base, "--train", _csv(d / "train.csv", train), "--val",
+                   _csv(d / "val.csv", val), "--output", str(ft), "--task", "regression", "--sequence-column",
+                   "Sequence", "--label-column", "Value", *FAST])
+  assert code == 0
+  return base, str(ft), d, val
+
+
+def test_regression_defaults_to_trees_with_features_and_predicts(expression_ft, tmp_path, capsys):
+  base, ft, d, val = expression_ft
+  info = finetuned.read_info(ft)
+  assert info["finetune"]["method"] == "trees" and info["features"] == "expression" and info["positions"] == 78
+  assert info["organism"] == "e_coli" and set(info["baselines"]) == {"kmer", "position_onehot", "features"}
+  run = info["runs"]["0"]
+  assert 1 <= run["best_step"] <= 60 and run["inputs"] == 78 * 3 + len(expression.HEAD_FEATURE_NAMES)
+  assert run["val"]["spearman"] > 0.6  # a learnable signal (the 5' GC), far above chance
+  kept = finetuned.read_training_sequences(ft)
+  assert len(kept) == 160 and all(set(s) <= set("ACGT") and len(s) == 78 for s in kept)
+  test = tmp_path / "test.csv"
+  test.write_text("id,sequence\n" + "".join(f"t{i},{s}\n" for i, (s, _) in enumerate(val)))
+  out = tmp_path / "pred.tsv"
+  assert cli.main(["predict", "--workdir", ft, "--input", str(test), "--output", str(out)]) == 0
+  rows = list(csv.DictReader(open(out), delimiter="\t"))
+  assert [r["id"] for r in rows] == [f"t{i}" for i in range(len(val))]
+  pred = [float(r["prediction"]) for r in rows]
+  assert np.isclose(spearmanr(pred, [v for _, v in val])[0], run["val"]["spearman"], atol=1e-6)
+  capsys.readouterr()
+
+
+def test_trees_classification_and_features_refusal(tiny_run, tmp_path, capsys):
+  base, _ = tiny_run
+  rng = np.random.default_rng(3)
+  rows = ["id,sequence,label"]
+  for i in range(80):  # class 1 starts with GGGG
+    s = "".join(rng.choice(list("ACGT"), 30))
+    rows.append(f"r{i},{('GGGG' + s[4:]) if i % 2 else ('AAAA' + s[4:])},{i % 2}")
+  train = tmp_path / "train.csv"
+  train.write_text("\n".join(rows[:61]) + "\n")
+  val = tmp_path / "val.csv"
+  val.write_text("\n".join(rows[:1] + rows[61:]) + "\n")
+  out = tmp_path / "ft"
+  assert cli.main(["finetune", "--workdir", base, "--train", str(train), "--val", str(val), "--output", str(out),
+                   "--method", "trees", *FAST]) == 0
+  info = json.load(open(out / "finetune.json"))
+  assert info["features"] == "none" and info["runs"]["0"]["val"]["mcc"] > 0.8
+  probs = finetuned.load(str(out)).predict([np.zeros(30, np.uint8) + 2])
+  assert probs.shape == (1, 2) and np.isclose(probs.sum(), 1)
+  capsys.readouterr()
+  line = refused(capsys, "finetune", "--workdir", base, "--train", str(train), "--val", str(val), "--output",
+                 str(tmp_path / "ft2"), "--method", "trees", "--config.finetune.features=expression", "--no-progress")
+  assert "row 1 (id r0)" in line and "not a coding sequence" in line and not os.path.exists(tmp_path / "ft2")
+
+
+def test_expression_design_beats_pll_design_and_keeps_bounds(expression_ft, tmp_path, capsys):
+  base, ft, _, _ = expression_ft
+  reports = {}
+  for objective in ("pll", "expression"):
+    report = tmp_path / f"{objective}.tsv"
+    assert cli.main(["design", "--workdir", base, "--protein", PROTEIN, "--objective", objective,
+                     "--expression-model", ft, "--rounds", "2", "--report", str(report),
+                     "--output", str(tmp_path / f"{objective}.fasta")]) == 0
+    reports[objective] = dict(zip(*[line.split("\t") for line in report.read_text().splitlines()]))
+  model = ExpressionModel(ft)
+  for objective, r in reports.items():
+    seq = open(tmp_path / f"{objective}.fasta").read().split("\n")[1]
+    assert str(Seq(seq).translate(table=11)) == PROTEIN + "*" and r["objective"] == objective
+    assert np.isclose(float(r["predicted_expression"]), model.predict([seq])[0], atol=1e-4)
+    assert int(r["codon_distance"]) == model.codon_distance(seq)
+    assert np.isclose(float(r["mfe_5prime"]), expression.mfe_5prime(seq), atol=1e-4)
+  assert float(reports["expression"]["predicted_expression"]) >= float(reports["pll"]["predicted_expression"])
+  best_training = max(model.predict(model.training))
+  assert float(reports["expression"]["predicted_expression"]) >= best_training - 1e-4  # starts from the best one
+  # Trust region and folding bound: every design within them, and their columns say so.
+  report = tmp_path / "bounded.tsv"
+  assert cli.main(["design", "--workdir", base, "--protein", PROTEIN, "--objective", "expression",
+                   "--expression-model", ft, "--rounds", "2", "--max-codon-distance", "2", "--min-mfe-5prime", "-3",
+                   "--n", "2", "--report", str(report), "--output", str(tmp_path / "b.fasta")]) == 0
+  header, *rows = [line.split("\t") for line in report.read_text().splitlines()]
+  for row in rows:
+    r = dict(zip(header, row))
+    assert int(r["codon_distance"]) <= 2 and float(r["mfe_5prime"]) >= -3
+  capsys.readouterr()
+
+
+def test_search_steps_only_up_and_within_the_region(expression_ft):
+  _, ft, _, _ = expression_ft
+  model = ExpressionModel(ft)
+  usage = codons.codon_usage("e_coli", 11)
+  guide = expression_search.Guide("expression", model, 3)
+  start = expression_search.ranked_training(guide, PROTEIN, 11)[-1]  # the worst-predicted training sequence
+  problem = constraints.start_from(start, PROTEIN, constraints.Constraints(), 11)
+  before = model.predict([problem.sequence])[0]
+  changes = expression_search.improve_expression(model, problem, PROTEIN, usage, 3,
+                                      lambda p: expression_search.within_trust(guide, p.sequence))
+  after = model.predict([problem.sequence])[0]
+  assert changes >= 1 and after > before and model.codon_distance(problem.sequence) <= 3
+  moved = sum(start[i:i + 3] != problem.sequence[i:i + 3] for i in range(0, len(start), 3))
+  assert moved <= changes  # a codon changed twice counts twice
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--objective", "expression"], "--objective expression needs --expression-model"),
+    (["--max-codon-distance", "3"], "--max-codon-distance needs --expression-model"),
+])
+def test_expression_options_without_a_model_are_one_line(tiny_run, capsys, extra, needle):
+  base, _ = tiny_run
+  assert needle in refused(capsys, "design", "--workdir", base, "--protein", PROTEIN, *extra)
+
+
+def test_a_classification_model_is_not_an_expression_model(tiny_run, tmp_path, capsys):
+  base, _ = tiny_run
+  ft = tmp_path / "cls"
+  ft.mkdir()
+  (ft / "finetune.json").write_text(json.dumps({"task": "classification"}))
+  line = refused(capsys, "design", "--workdir", base, "--protein", PROTEIN, "--objective", "expression",
+                 "--expression-model", str(ft))
+  assert "a classification model" in line and "--task regression" in line
+
+
+def test_head_features_are_the_library_values():
+  cds = "ATGGCTAGCAAAGGAGAAGAACTTTTCACTGGAGTTGTCCCAATTCTTGTTGAATTAGATGGTGATGTTAATGGGCACAAATTTTCTTAA"
+  import RNA
+
+  values = dict(zip(expression.HEAD_FEATURE_NAMES, expression.head_features(cds)))
+  for w in expression.HEAD_MFE_WINDOWS:
+    assert np.isclose(values[f"mfe_5prime_{w}"], RNA.fold(cds[:w].replace("T", "U"))[1], atol=1e-6)
+  assert values["mfe_5prime"] == expression.mfe_5prime(cds) and values["cai"] == expression.features(cds)["cai"]
+
+
+def test_raise_mfe_reaches_the_bound_or_says_it_cannot():
+  usage = codons.codon_usage("e_coli", 11)
+  gc_rich = "".join(max(usage[aa], key=lambda c: (c.count("G") + c.count("C"), c)) for aa in PROTEIN + "*")
+  start = expression.mfe_5prime(gc_rich)
+  c = constraints.Constraints(min_mfe_5prime=start + 2.0)
+  problem = constraints.start_from(gc_rich, PROTEIN, c, 11)
+  assert expression_search.raise_mfe(problem, PROTEIN, usage, c) >= 1
+  assert expression.mfe_5prime(problem.sequence) >= start + 2.0
+  assert str(Seq(problem.sequence).translate(table=11)) == PROTEIN + "*"
+  with pytest.raises(constraints.Infeasible, match="lower --min-mfe-5prime"):
+    # A bound above any MFE (<= 0):
+    expression_search.raise_mfe(problem, PROTEIN, usage, constraints.Constraints(min_mfe_5prime=0.1))
+
+
+def test_gradient_head_reads_the_hand_features(expression_ft, tmp_path, capsys):
+  """--method head on coding sequences: the hand features enter the head next to the pooled states (auto), which is
+  what carries this data's signal (the 5' GC); features=none leaves the head with the states alone."""
+  base, _, d, val = expression_ft
+  common = ["finetune", "--workdir", base, "--train", str(d / "train.csv"), "--val", str(d / "val.csv"), "--task",
+            "regression", "--method", "head", "--sequence-column", "Sequence", "--label-column", "Value",
+            "--no-progress", "--config.finetune.epochs=6", "--config.finetune.batch=16",
+            "--config.finetune.log_every=5", "--config.finetune.learning_rate=0.01"]
+  spearman = {}
+  for kind in ("auto", "none"):
+    out = tmp_path / kind
+    assert cli.main([*common, "--output", str(out), f"--config.finetune.features={kind}"]) == 0
+    info = finetuned.read_info(str(out))
+    assert info["features"] == ("expression" if kind == "auto" else "none")
+    assert ("organism" in info) == (kind == "auto") and ("features" in info["baselines"]) == (kind == "auto")
+    spearman[kind] = info["runs"]["0"]["val"]["spearman"]
+    model = finetuned.load(str(out))
+    assert model.num_features == (len(expression.HEAD_FEATURE_NAMES) if kind == "auto" else 0)
+  assert spearman["auto"] > spearman["none"] + 0.1, spearman  # measured 0.55 vs 0.39
+  # predict computes the features itself and gives the validation rows' numbers back
+  test = tmp_path / "test.csv"
+  test.write_text("id,sequence\n" + "".join(f"t{i},{s}\n" for i, (s, _) in enumerate(val)))
+  pred = tmp_path / "pred.tsv"
+  assert cli.main(["predict", "--workdir", str(tmp_path / "auto"), "--input", str(test), "--output", str(pred)]) == 0
+  values = [float(r["prediction"]) for r in csv.DictReader(open(pred), delimiter="\t")]
+  assert np.isclose(spearmanr(values, [v for _, v in val])[0], spearman["auto"], atol=1e-6)
+  # a row that is not a coding sequence is named in one line
+  bad = tmp_path / "bad.csv"
+  bad.write_text("id,sequence\nok," + val[0][0] + "\nnotcds,ACGTACGTAC\n")
+  capsys.readouterr()
+  line = refused(capsys, "predict", "--workdir", str(tmp_path / "auto"), "--input", str(bad))
+  assert "notcds" in line and "coding sequence" in line
