@@ -6,3 +6,11 @@ class UserError(Exception):
 
   The CLI prints `dnajax: error: <message>` and exits with code 2, with no traceback.
   """
+
+
+def warn(message: str) -> None:
+  """One `dnajax: warning: <message>` line on stderr: the input was read, and something in it needs the user's eye
+  (what it shows, where, and what follows from it)."""
+  import sys
+
+  print(f"dnajax: warning: {message}", file=sys.stderr)

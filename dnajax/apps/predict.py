@@ -63,6 +63,7 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   outputs = output_paths(output)
   writers.check_outputs(outputs, [("--input", input_path)])
   records = readers.read_files([input_path], fmt, allow_query=True, keep_letters=True)
+  readers.warn_repeated_ids([r.name for r in records], input_path)  # TSV rows and FASTA records are named by id
   queries = [np.flatnonzero(r.ids == tokens.MASK) for r in records]
   if not any(len(q) for q in queries):
     raise UserError(f"{input_path}: no '?' positions to fill; write ? where a base should be predicted")

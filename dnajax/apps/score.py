@@ -8,13 +8,12 @@ are batched, so a sequence of n bases costs n forward passes of one window (n / 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 import numpy as np
 from tqdm import tqdm
 
 from dnajax.data import readers, tokens
-from dnajax.errors import UserError
+from dnajax.errors import UserError, warn
 from dnajax.evaluation import metrics, render
 from dnajax.evaluation.engine import SCORING_UNITS, Engine
 
@@ -29,17 +28,14 @@ def add_arguments(p) -> None:
   p.add_argument("--json", action="store_true", help="one JSON object (with per-position log-probabilities)")
 
 
-def _warn(message: str) -> None:
-  print(f"dnajax: warning: {message}", file=sys.stderr)
-
-
 def score(workdir: str, inputs: list[str], unit: str = "base", step: int | None = None, fmt: str | None = None,
-          per_position: bool = False, progress: bool = True, warn: Callable[[str], None] = _warn) -> dict:
+          per_position: bool = False, progress: bool = True) -> dict:
   """{checkpoint_step, unit, sequences: [{name, length, scored_bases, pll, pll_per_base[, log_probs]}]} in input
   order; PLL in nats. A record with no A/C/G/T base has pll and pll_per_base None (a sum over nothing is not a
-  likelihood) and is named by `warn` (one line). Raises UserError for bad files, a bad unit or a bad workdir, and
-  when no record has a base to score."""
+  likelihood) and is named on stderr (one line); so is an id on more than one record. Raises UserError for bad
+  files, a bad unit or a bad workdir, and when no record has a base to score."""
   records = readers.read_files(inputs, fmt)  # a bad file fails before any model work
+  readers.warn_repeated_ids([r.name for r in records], ", ".join(inputs))  # output rows are named by record id
   if not any(((r.ids >= tokens.A) & (r.ids <= tokens.T)).any() for r in records):
     raise UserError(f"{', '.join(inputs)}: no record has an A/C/G/T base to score (only N); nothing to measure, "
                     "pass sequences with A/C/G/T bases")

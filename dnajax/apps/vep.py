@@ -23,7 +23,6 @@ from dnajax.evaluation.engine import Engine
 
 COLUMNS = ("chrom", "pos", "id", "ref", "alt", "score", "kind", "score_forward", "score_reverse", "ref_prob",
            "alt_prob", "window", "flag")
-MISMATCH_WARN = 0.02  # share of REF mismatches above which a different genome build is suspected
 INFO_LINES = (
     '##INFO=<ID=DNAJAX_LLR,Number=A,Type=Float,Description="dnajax vep score per ALT: log p(alt) - log p(ref) of '
     'the masked-nucleotide model (natural log; SNVs masked in a window centred on the variant; MNVs/indels: '
@@ -48,6 +47,9 @@ def add_arguments(p) -> None:
                  help="both: mean of the forward and reverse-complement scores (default); forward: forward only")
   p.add_argument("--indels", choices=vep.INDEL_MODES, default="pll",
                  help="MNVs and indels: pseudo-log-likelihood difference over the shared flanks, or skip them")
+  p.add_argument("--allow-shifted-positions", action="store_true",
+                 help="score the positions as written even when they look shifted by one (most REFs differ from the "
+                 "reference and match it one base further on, as 0-based positions do); refused without it")
   p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -146,9 +148,10 @@ class _Unclosed(io.RawIOBase):
 
 
 def _summary(vset: variants.VariantSet, results: list, skipped, seconds: float, output: str,
-             window: int) -> list[str]:
+             window: int, refs: vep.RefCheck) -> list[str]:
   """The stderr lines: counts (scored by kind, flagged, skipped by reason), throughput, and warnings for REF
-  mismatches above MISMATCH_WARN and for SNVs scored with less than half the window of context."""
+  mismatches above vep.MISMATCH_WARN (with how many match one base further on) and for SNVs scored with less than
+  half the window of context."""
   scored = [r for r in results if r is not None and r.score is not None]
   flags = collections.Counter(r.flag for r in results if r is not None and r.flag)
   kinds = collections.Counter(r.kind for r in scored)
@@ -163,16 +166,23 @@ def _summary(vset: variants.VariantSet, results: list, skipped, seconds: float, 
   where = "stdout" if output == "-" else output
   parts.append(f"{len(scored) / max(seconds, 1e-9):.1f} variants/s ({seconds:.1f} s scoring) -> {where}")
   lines = ["dnajax vep: " + "; ".join(parts)]
-  checked = sum(1 for r in results if r is not None)
-  mismatch = flags.get("ref_mismatch", 0)
-  if checked and mismatch / checked > MISMATCH_WARN:
-    lines.append(f"dnajax: warning: {mismatch} of {checked} variants ({100 * mismatch / checked:.1f}%) have a REF "
-                 "that differs from the reference; is the reference the genome build the variants were called on?")
+  if refs.mismatched > vep.MISMATCH_WARN * refs.checked:
+    lines.append(f"dnajax: warning: {_mismatch_text(refs)}; those are flagged ref_mismatch, not scored"
+                 + ("; positions look shifted by one (0-based?): the variants whose REF matches by chance were scored "
+                    "at the positions as written (--allow-shifted-positions)" if refs.looks_shifted else ""))
   short = sum(1 for r in scored if r.kind == "snv" and r.window < window // 2)
   if short:
     lines.append(f"dnajax: warning: {short} SNVs were scored with less than half of the {window}-base window (N runs "
                  "or contig ends around them; see the window column): their scores rest on little context")
   return lines
+
+
+def _mismatch_text(refs: vep.RefCheck) -> str:
+  """'N of M variants (x%) have a REF that differs from the reference at their position (K of them match it one base
+  further on)'."""
+  return (f"{refs.mismatched} of {refs.checked} variants ({100 * refs.mismatched / refs.checked:.1f}%) have a REF "
+          "that differs from the reference at their position"
+          + (f" ({refs.shifted} of them match it one base further on)" if refs.shifted else ""))
 
 
 def _output_kind(output: str) -> str:
@@ -204,14 +214,15 @@ def _write(kind: str, output: str, vset: variants.VariantSet, results: list, rea
 
 def run(workdir: str, reference: str, output: str, vcf: str | None = None, table: str | None = None,
         window: int | None = None, strands: str = "both", indels: str = "pll", step: int | None = None,
-        batch_size: int | None = None, progress: bool = True) -> dict:
+        batch_size: int | None = None, progress: bool = True, allow_shifted: bool = False) -> dict:
   """Scores the variants of `vcf` (or `table`) against `reference` with the model of `workdir` and writes `output`
   (TSV; `.tsv.gz` gzip; `.vcf`/`.vcf.gz` a VCF; `-` the TSV on stdout). Returns {variants, results, reasons (skip
   reason by variant index), skipped (counts), seconds, summary (stderr lines)}.
 
   `batch_size` overrides the engine's rows per forward pass (scores do not depend on it). Raises UserError for bad
-  inputs - files, contigs, positions, nothing to score - before the model is loaded, and when no variant could be
-  scored (every REF differs from the reference); nothing is written then."""
+  inputs - files, contigs, positions, nothing to score, positions that look shifted by one (`vep.RefCheck`; scored
+  as written only with `allow_shifted`) - before the model is loaded, and when no variant could be scored (every REF
+  differs from the reference); nothing is written then."""
   if window is not None and window < 2:
     raise UserError(f"--window {window}: use at least 2 bases (default: the model's training window)")
   kind = _output_kind(output)
@@ -226,11 +237,16 @@ def run(workdir: str, reference: str, output: str, vcf: str | None = None, table
                     + "); nothing written")
   ref = genome.Reference(reference, progress)
   try:
-    inside = [vep.locate(ref, v, f"{where}, record {v.record + 1} ({v.chrom}:{v.pos})", 0) is not None
-              for v in vset.variants]  # every contig and position is checked before the model is loaded
-    if not any(inside):
+    sites = [vep.locate(ref, v, f"{where}, record {v.record + 1} ({v.chrom}:{v.pos})", 0)
+             for v in vset.variants]  # every contig, position and REF is checked before the model is loaded
+    if not any(site is not None for site in sites):
       raise UserError(f"{where}: none of the {len(vset.variants)} variants lies in the sequence the reference "
                       f"holds ({_held(ref)}); nothing written")
+    refs = vep.check_refs(ref, vset.variants, sites)
+    if refs.looks_shifted and not allow_shifted:
+      raise UserError(f"{where}: positions look shifted by one (0-based?): {_mismatch_text(refs)}; positions are "
+                      "read 1-based, as VCF's POS: add 1 to every position, or pass --allow-shifted-positions to "
+                      "score them as written; nothing written")
     engine = Engine.from_workdir(workdir, step)
     if batch_size:
       engine.batch_size = -(-batch_size // engine._unit) * engine._unit
@@ -242,14 +258,14 @@ def run(workdir: str, reference: str, output: str, vcf: str | None = None, table
   if not any(r is not None and r.score is not None for r in results):
     flags = collections.Counter(r.flag for r in results if r is not None)
     raise UserError(f"{where}: no variant could be scored (" + ", ".join(f"{c} {f}" for f, c in flags.items())
-                    + (f"; is {reference} the genome build they were called on?" if "ref_mismatch" in flags else "")
-                    + "); nothing written")
+                    + ("; ref_mismatch: the REF differs from the reference at its position; pass the reference "
+                       "the variants were called against" if "ref_mismatch" in flags else "") + "); nothing written")
   meta = (f"##dnajax_vepCommand=<workdir={workdir},checkpoint_step={engine.step},window={window or engine.seq_len},"
           f"strands={strands},indels={indels}>")
   if runtime.is_main():
     _write(kind, output, vset, results, reasons, meta)
   skipped = vset.skipped + collections.Counter(reasons.values())
-  summary = _summary(vset, results, skipped, seconds, output, window or engine.seq_len)
+  summary = _summary(vset, results, skipped, seconds, output, window or engine.seq_len, refs)
   return {"variants": vset.variants, "results": results, "reasons": reasons, "skipped": skipped, "seconds": seconds,
           "summary": summary}
 
@@ -261,7 +277,7 @@ def _held(ref: genome.Reference) -> str:
 
 def main(args, overrides) -> int:
   r = run(args.workdir, args.reference, args.output, args.vcf, args.variants, args.window, args.strands, args.indels,
-          args.step, progress=not args.no_progress)
+          args.step, progress=not args.no_progress, allow_shifted=args.allow_shifted_positions)
   if runtime.is_main():
     for line in r["summary"]:
       print(line, file=sys.stderr)

@@ -116,7 +116,7 @@ def _build_index(path: str, fai: str, gzi: str | None, shown: str) -> None:
 
   if _fresh(fai, path) and (gzi is None or _fresh(gzi, path)):
     return
-  os.makedirs(os.path.dirname(fai), exist_ok=True)
+  os.makedirs(os.path.dirname(fai) or ".", exist_ok=True)  # '': an index beside a reference named without a folder
   tmp_fai, tmp_gzi = f"{fai}.tmp{os.getpid()}", (f"{gzi}.tmp{os.getpid()}" if gzi else None)
   args = [path, "--fai-idx", tmp_fai] + (["--gzi-idx", tmp_gzi] if gzi else [])
   try:

@@ -2,8 +2,10 @@
 
 A `LabelCoding` is fitted on the training rows and saved with a fine-tuned model, so that validation, test and
 `predict` map labels and outputs the same way: classes are the distinct training labels, as written (any strings),
-ordered numerically when every one is a number and alphabetically otherwise; regression targets are standardised
-with the training rows' mean and standard deviation, and predictions are mapped back to the training file's units.
+ordered numerically when every one is a number and alphabetically otherwise; labels equal as numbers are one class
+(`1` and `1.0`, a column that passed through a float type: said on stderr, the class named by its shortest spelling),
+in every table. Regression targets are standardised with the training rows' mean and standard deviation, and
+predictions are mapped back to the training file's units.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 
 import numpy as np
 
-from dnajax.errors import UserError
+from dnajax.errors import UserError, warn
 
 TASKS = ("classification", "regression")
 
@@ -24,6 +26,33 @@ def _number(text: str) -> float | None:
   except ValueError:
     return None
   return x if math.isfinite(x) else None
+
+
+def _spellings(labels) -> dict[str, str]:
+  """{label: the class it belongs to} for the distinct `labels`: labels equal as numbers share the class named by
+  their shortest spelling (the first in sorted order on a tie); every other label is its own class."""
+  by_number: dict[float, list[str]] = {}
+  out = {}
+  for label in sorted(set(labels)):
+    x = _number(label)
+    if x is None:
+      out[label] = label
+    else:
+      by_number.setdefault(x, []).append(label)
+  for same in by_number.values():
+    name = min(same, key=len)
+    out.update((label, name) for label in same)
+  return out
+
+
+def _say_merged(source: str, spelling: dict[str, str]) -> None:
+  """One stderr line naming the labels of `source` read as the class of another spelling of their number (nothing
+  when every label is its class as written)."""
+  merged = {label: name for label, name in sorted(spelling.items()) if label != name}
+  if merged:
+    warn(f"{source}: labels equal as numbers are one class: "
+         + ", ".join(f"{label!r} read as {name!r}" for label, name in merged.items())
+         + " (the label column holds a number written two ways)")
 
 
 def row_name(table, i: int) -> str:
@@ -66,12 +95,13 @@ class LabelCoding:
   def fit(cls, task: str, table) -> LabelCoding:
     """The coding of the labelled training table `table` (`tables.SequenceTable`).
 
-    Raises UserError for an unknown task, fewer than two classes, regression targets that do not vary, or a
-    regression label that is not a finite number (naming the row)."""
+    Classes are the distinct labels, those equal as numbers taken as one (`targets` says so). Raises UserError for an
+    unknown task, fewer than two classes, regression targets that do not vary, or a regression label that is not a
+    finite number (naming the row)."""
     if task not in TASKS:
       raise UserError(f"--task {task!r}: use classification or regression")
     if task == "classification":
-      distinct = sorted(set(table.labels))
+      distinct = sorted(set(_spellings(table.labels).values()))
       numeric = [_number(c) for c in distinct]
       if all(x is not None for x in numeric):
         distinct = [c for _, c in sorted(zip(numeric, distinct))]
@@ -88,9 +118,17 @@ class LabelCoding:
   def targets(self, table, standardise: bool = True) -> np.ndarray:
     """Class indices int32[N] or targets float32[N] (standardised unless `standardise` is False) of every row.
 
-    Raises UserError (naming file and row) for a class not seen in training or a label that is not a number."""
+    A label equal as a number to a training class is that class (`1.0` is class `1`; said on stderr). When a class
+    of the training rows has no row here (and at least two have), one stderr line names it: AUROC (one-vs-rest over
+    every training class) has no value over this table. Raises UserError (naming file and row) for a class not seen
+    in training or a label that is not a number."""
     out = []
     index = {c: k for k, c in enumerate(self.classes)}
+    if self.task == "classification":
+      by_number = {_number(c): c for c in self.classes if _number(c) is not None}
+      spelling = {label: by_number[_number(label)] for label in set(table.labels) - index.keys()
+                  if _number(label) in by_number}
+      index.update((label, index[name]) for label, name in spelling.items())
     for i, label in enumerate(table.labels):
       if self.task == "classification":
         if label not in index:
@@ -105,7 +143,14 @@ class LabelCoding:
                           "task, whose labels are numbers")
         out.append(x)
     if self.task == "classification":
-      return np.asarray(out, np.int32)
+      out = np.asarray(out, np.int32)  # every row checked: the warnings below never precede an error line
+      _say_merged(table.source, spelling)
+      absent = [c for k, c in enumerate(self.classes) if k not in set(out.tolist())]
+      if absent and len(self.classes) - len(absent) > 1:  # (one class: MCC has none either)
+        warn(f"{table.source}: no row of training class{'es' if len(absent) > 1 else ''} "
+             f"{', '.join(map(repr, absent))} ({len(self.classes) - len(absent)} of the {len(self.classes)} training "
+             "classes have rows here); AUROC, one-vs-rest over every training class, has no value over this table")
+      return out
     y = np.asarray(out, np.float64)
     return ((y - self.mean) / self.std if standardise else y).astype(np.float32)
 

@@ -20,7 +20,7 @@ import numpy as np
 from Bio import SeqIO
 
 from dnajax.data import features, tokens
-from dnajax.errors import UserError
+from dnajax.errors import UserError, warn
 
 FASTA_EXTS = (".fa", ".fasta", ".fna", ".ffn", ".fas", ".frn", ".seq", ".mfa")
 GENBANK_EXTS = (".gb", ".gbk", ".gbff", ".genbank", ".gbf")
@@ -379,6 +379,24 @@ def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple
     raise UserError(f"{', '.join(paths)}: no coding sequence (a CDS FASTA, or GenBank CDS features, with a length "
                     f"that is a multiple of 3; {_describe_counts(counts)}); check the files")
   return records, counts
+
+
+def warn_repeated_ids(ids: Sequence[str], where: str, unit: str = "record") -> dict[str, list[int]]:
+  """Warns (one stderr line) when an id names more than one of `ids` (an input's records or rows, in order),
+  naming each repeated id and the 1-based `unit` numbers (record, row) where it stands. Outputs keep one row per
+  input row in input order, so the repeated ids repeat there too; a later join on id would keep only one. Returns
+  {id: [numbers]} of the repeated ids (empty when every id is unique)."""
+  at: dict[str, list[int]] = {}
+  for k, ident in enumerate(ids, 1):
+    at.setdefault(ident, []).append(k)
+  repeated = {i: ks for i, ks in at.items() if len(ks) > 1}
+  if repeated:
+    shown = [f"{i!r} on {unit}s {', '.join(map(str, ks[:-1]))} and {ks[-1]}" for i, ks in list(repeated.items())[:5]]
+    more = f" (and {len(repeated) - 5} more ids)" if len(repeated) > 5 else ""
+    warn(f"{where}: the same id on more than one {unit}: {'; '.join(shown)}{more}; every {unit} is kept, in input "
+         "order, so these ids repeat in outputs by id (a join on id keeps only one): make the ids unique to tell the "
+         f"{unit}s apart")
+  return repeated
 
 
 def _describe_counts(counts: dict) -> str:

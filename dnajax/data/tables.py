@@ -86,7 +86,7 @@ def read_table(path: str, sequence_column: str = "sequence", label_column: str =
   Raises UserError (one line naming the file and the row or record) for an unreadable, empty or non-text file, a
   missing or ambiguous sequence column, a ragged row, an empty id, an empty sequence or one with letters that are
   not nucleotide codes, a table without rows, and - with `require_labels` - a missing label column or a row
-  without a label."""
+  without a label. An id on more than one row is a warning naming them (`readers.warn_repeated_ids`)."""
   text = readers.read_text(path)
   fmt = detect_format(path, text, sequence_column)
   rows = _fasta_rows(path, text, label_column) if fmt == "fasta" else \
@@ -102,6 +102,7 @@ def read_table(path: str, sequence_column: str = "sequence", label_column: str =
     labels.append(label)
   if not seqs:
     raise UserError(f"{path}: no sequences (the table has no data rows); pass a table with at least one row")
+  readers.warn_repeated_ids(ids, path, "record" if fmt == "fasta" else "row")
   has_labels = any(label is not None for label in labels)
   return SequenceTable(ids, seqs, [label or "" for label in labels] if has_labels else None, path, fmt)
 

@@ -98,15 +98,86 @@ def _add(out: VariantSet, chrom: str, pos: int, vid: str, ref: str, alts, where:
   out.records += 1
 
 
-def read_vcf(path: str, keep_lines: bool = False) -> VariantSet:
-  """All variants of the VCF/BCF at `path` (plain or bgzip); with `keep_lines` also its header and line texts.
+FILEFORMAT = "##fileformat=VCFv4.2"  # what a VCF's first line says (any VCFv4.x); htslib refuses a file without it
+CHROM_LINE = "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"
 
-  Raises UserError (one line, naming the file and the record) for a missing file, a file that is not VCF, a record
-  that does not parse or a POS below 1."""
+
+def _shown(line: bytes, width: int = 60) -> str:
+  text = line.rstrip(b"\r\n").decode("utf-8", errors="replace")
+  return ascii(text[:width]) + ("..." if len(text) > width else "")
+
+
+def _spaced(line: bytes) -> bool:
+  """A line whose columns are separated by spaces: no tab, and spaces between the 8 or more words of a VCF line."""
+  return b"\t" not in line and len(line.split()) >= 8
+
+
+def check_header(path: str) -> None:
+  """UserError (one line naming what the file shows and what is missing) when the text VCF at `path` (plain, gzip
+  or bgzip) has no `##fileformat=VCFv4.x` first line, no `#CHROM` header line or one with fewer than 8 columns, or
+  columns separated by spaces rather than tabs in its `#CHROM` line or first data line. Reads only the header and
+  the first data line; BCF and files that are not text are left to htslib."""
+  opener = gzip.open if genome.compression(path) != "plain" else open
+  first, chrom, data, line_no = None, None, None, 0
+  try:
+    with opener(path, "rb") as f:
+      for line_no, line in enumerate(f, 1):
+        if line_no == 1:
+          try:
+            line.decode("utf-8")
+          except UnicodeDecodeError:
+            return
+          if line.startswith(b"BCF") or b"\0" in line:
+            return
+          first = line = line.removeprefix(b"\xef\xbb\xbf")
+        if not line.strip() or line.startswith(b"##"):
+          continue
+        if line.startswith(b"#"):
+          chrom = (line_no, line)
+          continue
+        data = (line_no, line)
+        break
+  except (OSError, EOFError, zlib.error):
+    return  # read_vcf says what is wrong with the compression
+  if first is None:
+    raise UserError(f"--vcf {path}: empty file; pass a VCF")
+  problems = []
+  if not first.startswith(b"##fileformat=VCF"):
+    what = ("the header is only the '#CHROM' line" if chrom and chrom[0] == 1 else
+            f"the file has no header lines (line 1 is {_shown(first)})" if not first.startswith(b"#") else
+            f"the first line is {_shown(first)}")
+    problems.append(f"no '##fileformat=VCFv4.x' line: {what}; add '{FILEFORMAT}' as the first line")
+  if chrom is None:
+    problems.append("no '#CHROM' header line before the data; add the tab-separated line "
+                    f"{CHROM_LINE!r} (with FORMAT and sample columns when the data has them) after the '##' lines")
+  for name, found in (("'#CHROM' header line", chrom), ("first data line", data)):
+    if found and _spaced(found[1]):
+      problems.append(f"the columns of the {name} (line {found[0]}) are separated by spaces, not tabs; separate a "
+                      "VCF's columns with tabs")
+      break
+  else:
+    columns = len(chrom[1].rstrip(b"\r\n").split(b"\t")) if chrom else 8
+    if columns < 8:
+      problems.append(f"the '#CHROM' line (line {chrom[0]}) has {columns} tab-separated columns; a VCF's has at "
+                      f"least the 8 of {CHROM_LINE!r}")
+  if problems:
+    raise UserError(f"--vcf {path}: cannot be read as VCF: " + "; ".join(problems))
+
+
+def read_vcf(path: str, keep_lines: bool = False) -> VariantSet:
+  """All variants of the VCF/BCF at `path` (plain, gzip or bgzip); with `keep_lines` also its header and line texts.
+
+  Raises UserError (one line, naming the file and the record) for a missing file, a header that is not a VCF's
+  (`check_header`), a file that is not VCF, a record that does not parse or a POS below 1."""
+  _check_file(path, "--vcf")
+  check_header(path)
+  return _read_vcf(path, keep_lines)
+
+
+def _read_vcf(path: str, keep_lines: bool) -> VariantSet:
   import pysam
 
   pysam.set_verbosity(0)
-  _check_file(path, "--vcf")
   if genome.compression(path) == "gzip":  # htslib reads BGZF by blocks; a plain-gzip VCF is streamed to a temp file
     with tempfile.TemporaryDirectory(prefix="dnajax-vcf-") as tmp:
       plain = os.path.join(tmp, "variants.vcf")
@@ -115,15 +186,17 @@ def read_vcf(path: str, keep_lines: bool = False) -> VariantSet:
           shutil.copyfileobj(src, dst, 1 << 22)
       except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"--vcf {path}: cannot decompress ({_reason(e)}); pass a VCF, plain or (b)gzip") from None
-      out = read_vcf(plain, keep_lines)
+      try:
+        out = _read_vcf(plain, keep_lines)
+      except UserError as e:  # the message names the user's file, not the temporary copy
+        raise UserError(str(e).replace(plain, path)) from None
       out.path = path
       return out
   out = VariantSet(path, [], collections.Counter(), 0, lines=[] if keep_lines else None)
   try:
     vcf = pysam.VariantFile(path)
   except (ValueError, OSError, NotImplementedError) as e:
-    raise UserError(f"--vcf {path}: not a VCF file ({_reason(e)}); pass a VCF (plain or bgzip) with a "
-                    "'#CHROM POS ID REF ALT ...' header") from None
+    raise UserError(f"--vcf {path}: not a VCF file ({_reason(e)}); pass a VCF or BCF, plain or bgzip") from None
   try:
     if keep_lines:
       out.header = str(vcf.header)
@@ -177,14 +250,21 @@ def read_table(path: str) -> VariantSet:
           col[key] = found[0]
         elif key != "id":
           sep = "tab" if delim == "\t" else "comma"
-          raise UserError(f"--variants {path}: no column {key!r} in the header ({', '.join(names)}); the first line "
-                          f"names the columns chrom pos ref alt [id], {sep}-separated")
+          shows = f"no column {key!r} in the header ({', '.join(names)})"
+          if len(header) == 1 and len(header[0].split()) > 1:
+            shows = f"the header's columns are separated by spaces, not {sep}s"
+          elif not col and any(h.strip().isdigit() for h in header):
+            shows = f"the first line ({', '.join(h.strip() for h in header[:6])}) holds data, not column names"
+          raise UserError(f"--variants {path}: {shows}; the first line names the columns chrom pos ref alt [id], "
+                          f"{sep}-separated")
       for line_no, row in enumerate(rows, start=2):
         if not row or not "".join(row).strip() or row[0].startswith("#"):  # blank and comment lines
           continue
         where = f"--variants {path}, line {line_no}"
         if len(row) < len(names) or any(x.strip() for x in row[len(names):]):
-          raise UserError(f"{where}: {len(row)} columns, the header has {len(names)}; fix that line")
+          spaced = len(row) == 1 and len(row[0].split()) >= len(names)
+          raise UserError(f"{where}: {len(row)} columns, the header has {len(names)}"
+                          + ("; its columns are separated by spaces, not tabs" if spaced else "") + "; fix that line")
         pos_text = row[col["pos"]].strip().replace(",", "") if delim == "\t" else row[col["pos"]].strip()
         if not pos_text.isdigit():
           raise UserError(f"{where}: pos {row[col['pos']]!r} is not a whole number; fix that line")
@@ -205,8 +285,10 @@ def _check_file(path: str, flag: str) -> None:
 
 
 def _reason(e: Exception) -> str:
+  """The first line of an exception's message, with the Python bytes literals pysam writes (`b'file.vcf'`) shown
+  as text."""
   text = str(e).strip().splitlines()
-  return text[0][:160] if text else type(e).__name__
+  return re.sub(r"""(?<!\w)b(['"])(.*?)\1""", r"\2", text[0])[:160] if text else type(e).__name__
 
 
 def describe_skipped(skipped: collections.Counter) -> str:

@@ -37,6 +37,8 @@ from dnajax.errors import UserError
 
 STRANDS = ("both", "forward")
 INDEL_MODES = ("pll", "skip")
+MISMATCH_WARN = 0.02  # share of REF alleles that differ from the reference above which stderr says so
+SHIFT_MIN, SHIFT_SHARE = 3, 0.8  # `RefCheck.looks_shifted`: mismatches, and the share of them that match one base on
 CHUNK_POSITIONS = 2048  # SNV positions (x strands) per engine call: bounded memory, a moving progress bar
 
 
@@ -98,9 +100,39 @@ def locate(ref: genome.Reference, v: Variant, where: str, reach: int) -> _Site |
       return None
     length = max(s.end for s in ref.segments[contig])
     raise UserError(f"{where}: position {v.pos} (REF {v.ref}) is past the end of contig {contig} ({length:,} bases "
-                    "in the reference); is it the same genome build?")
+                    "in the reference); pass the reference the variants were called against")
   lo, hi = _stretch(ref, seg, start, end, reach)
   return _Site(seg, start, end, lo, hi)
+
+
+@dataclasses.dataclass(frozen=True)
+class RefCheck:
+  """How the variants' REF alleles compare with the reference: `checked` (variants inside it), `mismatched` (REF
+  differs at the position as written) and `shifted` (of those, REF equals the reference one base further on, as
+  where a 0-based position is read as 1-based)."""
+  checked: int
+  mismatched: int
+  shifted: int
+
+  @property
+  def looks_shifted(self) -> bool:
+    """More than MISMATCH_WARN of the REFs differ, at least SHIFT_MIN of them, and SHIFT_SHARE or more of those
+    match one base further on (by chance a quarter would, for SNVs against another sequence)."""
+    return (self.mismatched >= SHIFT_MIN and self.mismatched > MISMATCH_WARN * self.checked
+            and self.shifted >= SHIFT_SHARE * self.mismatched)
+
+
+def check_refs(ref: genome.Reference, variants: Sequence[Variant], sites: Sequence[_Site | None]) -> RefCheck:
+  """The `RefCheck` of `variants` at their `sites` (from `locate`; None: outside the reference, not counted)."""
+  checked = mismatched = shifted = 0
+  for v, site in zip(variants, sites):
+    if site is None:
+      continue
+    checked += 1
+    if ref.letters(site.seg, site.start, site.end).upper() != v.ref:
+      mismatched += 1
+      shifted += site.end < site.seg.end and ref.letters(site.seg, site.start + 1, site.end + 1).upper() == v.ref
+  return RefCheck(checked, mismatched, shifted)
 
 
 def _strand_rows(window: np.ndarray, masked: np.ndarray, strands: str) -> list[np.ndarray]:

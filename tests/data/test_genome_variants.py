@@ -122,7 +122,7 @@ def test_a_bgzip_vcf_damaged_mid_file_is_one_error(tmp_path):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("hello\nworld\n", "not a VCF file"),
+    ("hello\nworld\n", "cannot be read as VCF: no .##fileformat=VCFv4.x. line: the file has no header lines"),
     ("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nc\t1\t.\tA\tG\t.\t.\t.\nc\tx\t.\tA\tG\n",
      "the record after record 1 .* does not parse"),
 ])
