@@ -56,7 +56,15 @@ def get_config() -> ml_collections.ConfigDict:
   c.train = t = ml_collections.ConfigDict()
   t.steps = 800
   t.global_batch = 32
-  t.grad_accum = 1  # micro-batches per step (global_batch must divide by it)
+  # Micro-batches per step (global_batch must divide by it), or "auto": the smallest count whose compiled step fits
+  # the device's memory, chosen before training, logged and written to config.json. 1 in the CPU configs; the
+  # accelerator configs (base.py, large.py) use auto. Every run first checks its compiled step's memory per device
+  # against the device's limit (a step is planned to use at most 75% of it) and refuses, in one line naming the
+  # count that fits, a step that does not.
+  t.grad_accum = 1
+  # The memory one device holds, GiB, for that check; 0: the device's own limit (memory_stats bytes_limit on GPU and
+  # TPU, the host's available memory on CPU). Set it to share a device, or to plan for another one.
+  t.memory_limit_gib = 0.0
   t.seed = 0
   t.log_every = 20
   t.eval_every = 400

@@ -6,6 +6,7 @@ range (`check`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -60,7 +61,15 @@ def _module_for(spec: str):
   return module
 
 
+# Integer keys that also take the word "auto" (resolved before training; config.json records the integer).
+AUTO_KEYS = ("train.grad_accum",)
+
+
 def _parse_value(key: str, text: str, current):
+  if key in AUTO_KEYS:
+    if text == "auto":
+      return text
+    current = 1  # an integer, also where the config says auto
   try:
     if isinstance(current, bool):
       low = text.lower()
@@ -77,8 +86,8 @@ def _parse_value(key: str, text: str, current):
       return json.loads(text)
     return text
   except ValueError:
-    raise UserError(f"--config.{key}={text}: expected {_type_words(current)}, e.g. "
-                    f"--config.{key}={_example(current)}") from None
+    raise UserError(f"--config.{key}={text}: expected {_type_words(current)}"
+                    f"{' or auto' if key in AUTO_KEYS else ''}, e.g. --config.{key}={_example(current)}") from None
 
 
 def _example(current) -> str:
@@ -116,8 +125,9 @@ def apply_override(cfg: ml_collections.ConfigDict, key: str, text: str) -> None:
   leaf = parts[-1]
   if leaf not in node or isinstance(node[leaf], ml_collections.ConfigDict):
     raise UserError(f"--config.{key}: unknown config key; see configs/default.py for the keys")
-  with node.unlocked():
-    node[leaf] = _parse_value(key, text, node[leaf])
+  value = _parse_value(key, text, node[leaf])
+  with node.unlocked(), node.ignore_type() if key in AUTO_KEYS else contextlib.nullcontext():
+    node[leaf] = value
 
 
 def load(spec: str, overrides: Sequence[tuple[str, str]] = ()) -> ml_collections.ConfigDict:
@@ -135,7 +145,7 @@ _COUNT = ("an integer >= 1", lambda v: _is_int(v) and v >= 1)
 _INDEX = ("an integer >= 0", lambda v: _is_int(v) and v >= 0)
 _RATE = ("a number in (0, 1): above 0 and below 1", lambda v: _is_num(v) and 0 < v < 1)
 _RANGES = (
-    *((k, *_COUNT) for k in ("train.steps", "train.global_batch", "train.grad_accum", "train.log_every",
+    *((k, *_COUNT) for k in ("train.steps", "train.global_batch", "train.log_every",
                              "train.eval_every", "ckpt.every", "ckpt.keep", "eval.batch", "eval.max_windows",
                              "data.seq_len", "data.min_len", "data.synthetic_bases", "data.synthetic_record_len",
                              "model.d_model", "model.num_heads", "model.num_layers", "model.d_ff", "model.max_len",
@@ -143,6 +153,8 @@ _RANGES = (
                              "finetune.components", "finetune.tree_iterations")),
     *((k, *_INDEX) for k in ("train.seed", "eval.seed", "opt.warmup_steps", "finetune.window", "finetune.eval_every",
                              "finetune.patience")),
+    ("train.grad_accum", "an integer >= 1 or auto", lambda v: v == "auto" or _COUNT[1](v)),
+    ("train.memory_limit_gib", "a number >= 0 (0: the device's own limit)", lambda v: _is_num(v) and v >= 0),
     ("finetune.method", "auto, head, full, lora or trees", lambda v: v in ("auto", "head", "full", "lora", "trees")),
     ("finetune.features", "auto, none or expression", lambda v: v in ("auto", "none", "expression")),
     ("finetune.layer", "an integer >= -1", lambda v: _is_int(v) and v >= -1),

@@ -21,7 +21,8 @@ def add_arguments(p) -> None:
   p.add_argument("--data", nargs="+", help="FASTA/GenBank files or a prepared corpus (replaces data.sources)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
   p.add_argument("--dry-run", action="store_true",
-                 help="compile the step for the configured mesh; print parameters, FLOPs, memory; do not train")
+                 help="compile the step for the configured mesh; print parameters, FLOPs, its memory per device "
+                 "against the device's (train.memory_limit_gib) and the train.grad_accum that fits; do not train")
   p.add_argument("--stop-at", type=int, metavar="STEP",
                  help="stop (validated and checkpointed) at this step, >= 1; the schedule still spans train.steps")
   p.add_argument("--coordinator", help="host:port of process 0 (multi-process runs)")

@@ -101,8 +101,9 @@ def _existing_ancestor(path: str) -> str:
 
 
 def check_resources(cfg, program: TrainProgram, workdir: str) -> dict:
-  """Before anything is written or compiled: the workdir is writable, the disk holds a checkpoint, and the model,
-  optimizer state and activations of one step fit in the host memory available. One line each, exit 2."""
+  """Before anything is written or compiled: the workdir is writable and the disk holds a checkpoint (from the
+  parameter count). One line each, exit 2. (Whether the step fits the device's memory is checked once it is
+  compiled: `aot.plan_step`, against `device_memory_limit`.) Returns {state_bytes: one checkpoint, bytes}."""
   n_params = encoder.count_params(program.abstract_state["params"])
   state_bytes = 3 * 4 * n_params  # float32 parameters and two Adam moments
   place = _existing_ancestor(workdir)
@@ -114,16 +115,29 @@ def check_resources(cfg, program: TrainProgram, workdir: str) -> dict:
     if free < 1.1 * state_bytes + 2**20:
       raise UserError(f"{ckpt_dir}: {free / 2**30:.2f} GiB free, but one checkpoint needs about "
                       f"{state_bytes / 2**30:.2f} GiB; free disk space or set --config.ckpt.dir")
-  m = program.mcfg
-  B = cfg.train.global_batch // cfg.train.grad_accum // max(1, jax.process_count())
-  L = cfg.data.seq_len
-  # Saved activations per layer: ~10 d_model-wide and ~3 d_ff-wide float32 tensors per position (no remat).
-  act_bytes = 4 * B * L * m.num_layers * (10 * m.d_model + 3 * m.d_ff)
-  need = 2 * state_bytes * jax.local_device_count() + act_bytes  # state (+ gradients) on every local device
-  if jax.default_backend() == "cpu":
-    avail = psutil.virtual_memory().available
-    if need > 0.9 * avail:
-      raise UserError(f"config: one training step needs about {need / 2**30:.1f} GiB of host memory (model + "
-                      f"optimizer + activations for {B} x {L} windows) but {avail / 2**30:.1f} GiB is available; "
-                      "lower train.global_batch, raise train.grad_accum or set model.remat=full")
-  return {"state_bytes": state_bytes, "step_memory_bytes": need}
+  return {"state_bytes": state_bytes}
+
+
+def device_memory_limit(cfg) -> tuple[int | None, str]:
+  """(bytes one device holds, where that number comes from) for the training step's memory check.
+
+  train.memory_limit_gib (GiB) when set above 0; else on GPU/TPU the first local device's
+  `memory_stats()["bytes_limit"]` (what XLA's allocator may take); on CPU the host's available memory (psutil)
+  shared by the local devices; None where the backend reports no limit. With several processes, the smallest of
+  their limits (every process then plans the same step)."""
+  if cfg.train.memory_limit_gib > 0:
+    return int(cfg.train.memory_limit_gib * 2**30), "train.memory_limit_gib"
+  dev = jax.local_devices()[0]
+  if dev.platform == "cpu":
+    limit = psutil.virtual_memory().available // jax.local_device_count()
+    source = "host memory available" + (f" over {jax.local_device_count()} devices"
+                                        if jax.local_device_count() > 1 else "")
+  else:
+    limit = (dev.memory_stats() or {}).get("bytes_limit")
+    source = f"{dev.device_kind} bytes_limit"
+  if jax.process_count() > 1:
+    limits = multihost_utils.process_allgather(np.array([-1 if limit is None else limit], np.int64))
+    limit = None if (limits < 0).any() else int(limits.min())
+  if limit is None:
+    return None, f"{dev.platform} reports no memory limit; set train.memory_limit_gib to check"
+  return int(limit), source

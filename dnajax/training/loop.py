@@ -31,7 +31,7 @@ from dnajax.evaluation import render
 from dnajax.evaluation.engine import Engine
 from dnajax.evaluation.validation import Validation
 from dnajax.model import encoder
-from dnajax.training import guards, optim
+from dnajax.training import aot, guards, optim
 from dnajax.training import writer as writer_lib
 from dnajax.training.program import TrainProgram
 
@@ -321,8 +321,13 @@ def train_and_evaluate(cfg, workdir: str, show_progress: bool = True, stop_at: i
   """
   t_start = time.time()
   guards.check_finite_config(cfg)  # config.json and checkpoint metadata are strict JSON
-  program = TrainProgram(cfg)  # validates the config before anything is written
+  program = TrainProgram(aot.starting_config(cfg))  # validates the config before anything is written
   guards.check_resources(cfg, program, workdir)
+  # Compile the step (the executable the first step runs) and check its memory against the device's, resolving
+  # train.grad_accum=auto: a step that does not fit is refused before anything is written.
+  plan = aot.plan_step(cfg, program)
+  plan.require()
+  cfg, program = plan.cfg, plan.program
   stop = guards.StopRequest()
   stop.install()  # from here a SIGINT/SIGTERM is a request, honoured after the next step (never mid-compile)
   run = None

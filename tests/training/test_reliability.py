@@ -192,8 +192,8 @@ def test_unwritable_workdir_and_full_disk_and_small_memory(tmp_path, monkeypatch
   monkeypatch.undo()
   import psutil
   real = psutil.virtual_memory()
-  monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=2**20))
-  with pytest.raises(UserError, match="GiB of host memory"):
+  monkeypatch.setattr(psutil, "virtual_memory", lambda: real._replace(available=2**10))  # the compiled step's check
+  with pytest.raises(UserError, match=r"but the limit is 0\.0 MiB per device \(host memory available\)"):
     loop.train_and_evaluate(cfg, str(tmp_path / "run"), show_progress=False)
   assert not (tmp_path / "run").exists()
 
