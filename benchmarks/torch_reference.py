@@ -13,12 +13,13 @@ import sys
 import tempfile
 import time
 
+import jax
 import numpy as np
 
 from dnajax import config as config_lib
 from dnajax.apps import bench
+from dnajax.data import masking, tokens
 from dnajax.data import sampler as sampler_lib
-from dnajax.data import tokens
 
 
 def run_torch(cfg, steps: int, windows: int) -> dict:
@@ -52,8 +53,10 @@ def run_torch(cfg, steps: int, windows: int) -> dict:
   model = Reference()
   opt = torch.optim.AdamW(model.parameters(), lr=cfg.opt.learning_rate, weight_decay=cfg.opt.weight_decay)
   with tempfile.TemporaryDirectory() as tmp:
-    sampler = sampler_lib.WindowSampler(bench.make_corpus(L, tmp), L, cfg.data.mask_rate, seed=0)
-    host = [sampler.rows(s, range(B)) for s in range(4)]
+    sampler = sampler_lib.WindowSampler(bench.make_corpus(L, tmp), L, seed=0)
+    # The masks dnajax's train step draws for these windows.
+    host = [jax.device_get(masking.mask_for_training(sampler.rows(s, range(B))["ids"], 0, s, cfg.data.mask_rate,
+                                                     cfg.data.mask_rate_max)) for s in range(4)]
   batches = [(torch.from_numpy(b["inputs"].astype(np.int64)), torch.from_numpy(b["targets"].astype(np.int64)),
               torch.from_numpy(b["weights"])) for b in host]
 

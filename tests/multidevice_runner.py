@@ -7,7 +7,11 @@ import json
 import os
 import sys
 
-from dnajax import cli, config
+import jax
+import numpy as np
+
+from dnajax import cli, config, sharding
+from dnajax.data import masking
 from dnajax.training import loop
 
 
@@ -24,6 +28,12 @@ def main():
       cfg = config.load("configs/tiny.py", [tuple(kv) for kv in run["common"] + leg["overrides"]])
       loop.train_and_evaluate(cfg, run["workdir"], show_progress=False, stop_at=leg.get("stop_at"))
     out[name] = losses(run["workdir"])
+  for name, overrides in spec.get("masks", {}).items():  # the train step's masks of one batch, sharded on a mesh
+    cfg = config.load("configs/tiny.py", [tuple(kv) for kv in overrides])
+    mesh, rules = sharding.make_mesh(cfg.mesh), sharding.rules_from_config(cfg.mesh.rules)
+    draw = sharding.traced_with_rules(lambda ids: masking.mask_for_training(ids, 0, 5, 0.15), mesh, rules)
+    got = jax.jit(draw, in_shardings=sharding.batch_sharding(mesh, 2, rules))(np.asarray(spec["ids"], np.uint8))
+    out[name] = {k: np.asarray(v).tolist() for k, v in got.items()}
   for name, argv in spec.get("cli", {}).items():
     err, std = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(std):

@@ -6,14 +6,15 @@ import socket
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from conftest import ROOT
 
 from dnajax import cli, config, sharding
 from dnajax.data import corpus as corpus_lib
+from dnajax.data import masking, sources, tokens, windows
 from dnajax.data import sampler as sampler_lib
-from dnajax.data import sources, windows
 from dnajax.errors import UserError
 from dnajax.evaluation.engine import Engine
 from dnajax.training import loop
@@ -58,7 +59,7 @@ def test_no_recompilation_after_the_first_step(tmp_path):
   program = TrainProgram(cfg)
   c = corpus_lib.prepare(sources.synthetic_records("structured", 20_000, 2_000, 0), str(tmp_path / "c"),
                          corpus_lib.SplitSettings())
-  sampler = sampler_lib.WindowSampler(c, cfg.data.seq_len, 0.15, seed=0)
+  sampler = sampler_lib.WindowSampler(c, cfg.data.seq_len, seed=0)
   state = program.init()
   for step in range(4):
     state, _ = program.train_step(state, program.to_global(sampler.rows(step, range(cfg.train.global_batch))))
@@ -98,7 +99,15 @@ def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
     f.write(f"a\t900\tdel\t{seq[899:902]}\t{seq[899]}\t.\t.\t.\n")
   vep = ["vep", "--workdir", str(tmp_path / "dp2_fsdp2_tp2"), "--reference", fa, "--vcf", vcf, "--output"]
   spec["cli"] = {"eight": evaluate, "vep": vep + [str(tmp_path / "vep8.tsv")]}
+  # The training masks of one batch, drawn on each mesh with the batch sharded as the train step has it.
+  spec["ids"] = np.random.default_rng(5).integers(tokens.PAD, tokens.N + 1, (16, 64)).tolist()
+  spec["masks"] = {f"masks_{name}": _mesh_overrides(shape) for name, shape in MESHES.items()}
   out = _run_8(spec)
+  here = jax.device_get(masking.mask_for_training(np.asarray(spec["ids"], np.uint8), 0, 5, 0.15))
+  assert here["weights"].sum() > 0
+  for name in spec["masks"]:
+    for k, v in here.items():
+      np.testing.assert_array_equal(np.asarray(out[name][k], v.dtype), v, err_msg=f"{name} {k}")
   assert len(reference) == 5
   for name in list(MESHES) + ["resharded"]:
     np.testing.assert_allclose(out[name], reference, rtol=1e-5, err_msg=name)

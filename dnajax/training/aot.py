@@ -15,7 +15,6 @@ import logging
 import time
 
 import jax
-import jax.numpy as jnp
 
 from dnajax import sharding
 from dnajax.errors import UserError
@@ -42,16 +41,10 @@ def gib(n_bytes: float) -> str:
   return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.1f} MiB"
 
 
-def abstract_batch(program: TrainProgram, seq_len: int) -> dict:
-  """The global batch the step takes, as shapes with the program's batch sharding (for compiling ahead of time)."""
-  return {k: jax.ShapeDtypeStruct((program.cfg.train.global_batch, seq_len), dt, sharding=program.batch_sh)
-          for k, dt in (("inputs", jnp.uint8), ("targets", jnp.uint8), ("weights", jnp.float32))}
-
-
 def compile_step(program: TrainProgram, seq_len: int):
   """`program.train_step` compiled for `seq_len`-base windows from the abstract state and batch. The executable
   is the one the jit's cache holds: the loop's first call at this length runs it without compiling again."""
-  return program.train_step.lower(program.abstract_state, abstract_batch(program, seq_len)).compile()
+  return program.train_step.lower(program.abstract_state, program.abstract_batch(seq_len)).compile()
 
 
 def step_memory(compiled) -> dict | None:

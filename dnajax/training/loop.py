@@ -52,7 +52,8 @@ class Run:
   writer: writer_lib.MetricsWriter
 
   def next_batch(self, step: int) -> dict:
-    """This process's rows of `step`'s batch as global arrays (runs in a worker thread, overlapping the step)."""
+    """This process's rows of `step`'s batch, uint8 windows the step masks, as global arrays (runs in a worker
+    thread, overlapping the step)."""
     return self.program.to_global(self.samplers[self.program.seq_len_at(step)].rows(step, self.rows))
 
   def tokens(self, first: int, end: int) -> int:
@@ -276,9 +277,8 @@ def set_up(cfg, workdir: str, program: TrainProgram, stop_at: int | None):
   try:
     corpus, previous = prepare_workdir(cfg, workdir)
     check_windows(cfg, corpus)
-    samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.data.mask_rate, cfg.train.seed,
-                                                  cfg.data.max_n_fraction, cfg.data.reverse_complement,
-                                                  mask_rate_max=cfg.data.mask_rate_max)
+    samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.train.seed, cfg.data.max_n_fraction,
+                                                  cfg.data.reverse_complement)
                 for length in sorted({length for _, length in program.curriculum})}
     validation = Validation(cfg, corpus)
   except UserError:

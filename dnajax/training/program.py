@@ -48,6 +48,7 @@ class TrainProgram:
                         out_shardings=self.state_sh)
     step_fn = functools.partial(steps.train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
                                 seed=cfg.train.seed, dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum,
+                                mask_rate=cfg.data.mask_rate, mask_rate_max=cfg.data.mask_rate_max,
                                 skip_nonfinite=bool(cfg.opt.skip_nonfinite))
     self.train_step = jax.jit(sharding.traced_with_rules(step_fn, self.mesh, self.rules),
                               in_shardings=(self.state_sh, self.batch_sh),
@@ -71,8 +72,13 @@ class TrainProgram:
     return sampler.seq_len_at(self.curriculum, step)
 
   def to_global(self, local: dict[str, np.ndarray]) -> dict[str, jax.Array]:
-    """This process's rows of a batch -> global arrays sharded over the batch axes."""
+    """This process's rows of a batch ({"ids": uint8[R, L]}, `WindowSampler.rows`) -> global arrays sharded over
+    the batch axes."""
     return sharding.to_global(self.mesh, local, self.rules)
+
+  def abstract_batch(self, seq_len: int) -> dict[str, jax.ShapeDtypeStruct]:
+    """The train step's batch as shapes ({"ids": uint8[global_batch, seq_len]}, sharded), for compiling ahead."""
+    return {"ids": jax.ShapeDtypeStruct((self.cfg.train.global_batch, seq_len), np.uint8, sharding=self.batch_sh)}
 
   def restore(self, ckpt: checkpoint.Checkpointer, step: int):
     """(state, meta) of checkpoint `step`, placed on this program's mesh."""

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from dnajax.data import masking
 from dnajax.evaluation import metrics
 
 
@@ -41,15 +42,18 @@ def mlm_cross_entropy(params, batch: dict, key, *, graphdef, denom):
 
 
 def train_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, dropout: float, grad_accum: int,
-               skip_nonfinite: bool = False) -> tuple[dict, dict]:
-  """One optimizer update: state {step, params, opt_state} -> (new state, metrics on the device).
+               mask_rate: float, mask_rate_max: float = 0.0, skip_nonfinite: bool = False) -> tuple[dict, dict]:
+  """One optimizer update: state {step, params, opt_state}, batch {"ids": uint8[B, L] the global batch's windows}
+  -> (new state, metrics on the device).
 
-  Dropout keys are `fold_in(key(seed), step)` (then the micro-batch and layer), so results do not depend on the
-  mesh. With `grad_accum` > 1 the batch is split into that many micro-batches scanned in sequence. With
+  The windows are masked here (`masking.mask_for_training` at `mask_rate`..`mask_rate_max`, from seed, step and
+  row) and dropout keys are `fold_in(key(seed), step)` (then the micro-batch and layer), so results do not depend on
+  the mesh. With `grad_accum` > 1 the batch is split into that many micro-batches scanned in sequence. With
   `skip_nonfinite` an update whose loss or gradient norm is not finite leaves params and moments unchanged (the
   step counter still advances). Metrics: mlm_ce_sum, correct, count (masked bases), grad_norm, lr, skipped.
   """
   step = state["step"]
+  batch = masking.mask_for_training(batch["ids"], seed, step, mask_rate, mask_rate_max)
   key = jax.random.fold_in(jax.random.key(seed), step) if dropout > 0 else None
   count = batch["weights"].astype(jnp.float32).sum()
   grad_fn = jax.grad(functools.partial(mlm_cross_entropy, graphdef=graphdef, denom=jnp.maximum(count, 1.0)),

@@ -25,10 +25,10 @@ def test_split_has_no_overlap(tmp_path, n_records, mode):
     val_records = {s["record"] for s in c.split("val")}
     assert not val_records & {s["record"] for s in c.split("train")}
   # Windows come from one segment only, so no training window reaches a validation base.
-  sampler = sampler_lib.WindowSampler(c, 64, 0.15, seed=0)
+  sampler = sampler_lib.WindowSampler(c, 64, seed=0)
   train_bases = np.concatenate([c.tokens[s["offset"]:s["offset"] + s["length"]] for s in c.split("train")])
   batch = sampler.rows(0, range(32))
-  for row in batch["targets"]:
+  for row in batch["ids"]:
     assert row.tobytes() in train_bases.tobytes()
 
 
@@ -43,18 +43,33 @@ def test_prepare_refuses_a_different_corpus(tmp_path):
 
 def test_rows_depend_on_seed_step_row_only(tmp_path):
   c = corpus.prepare(_records(6, 3000), str(tmp_path / "c"), corpus.SplitSettings())
-  s = sampler_lib.WindowSampler(c, 128, 0.15, seed=3, reverse_complement=True)
-  whole = s.rows(5, range(8))
-  halves = [s.rows(5, range(0, 4)), s.rows(5, range(4, 8))]  # two "processes"
-  for k in whole:
-    assert np.array_equal(whole[k], np.concatenate([h[k] for h in halves]))
-  assert not np.array_equal(whole["inputs"], s.rows(6, range(8))["inputs"])
+  s = sampler_lib.WindowSampler(c, 128, seed=3, reverse_complement=True)
+  whole = s.rows(5, range(8))["ids"]
+  halves = [s.rows(5, range(0, 4))["ids"], s.rows(5, range(4, 8))["ids"]]  # two "processes"
+  assert np.array_equal(whole, np.concatenate(halves)) and np.array_equal(whole[3:5], s.rows(5, [3, 4])["ids"])
+  assert not np.array_equal(whole, s.rows(6, range(8))["ids"])
+  # Each row is a window of the corpus, read forwards or (reverse complement) backwards.
+  text = c.tokens[:].tobytes()
+  forward = [row.tobytes() in text for row in whole]
+  backward = [tokens.reverse_complement(row).tobytes() in text for row in whole]
+  assert all(f or b for f, b in zip(forward, backward)) and any(forward) and any(backward)
+
+
+def test_windows_with_too_many_n_are_drawn_again(tmp_path):
+  clean = _records(4, 1000)
+  n_rich = [readers.Record(f"n{i}", np.tile(np.array([tokens.N, tokens.N, tokens.A], np.uint8), 300),
+                           np.zeros(900, bool), "mem") for i in range(2)]  # 2/3 N: refused at max_n_fraction 0.5
+  c = corpus.prepare(clean + n_rich, str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.0))
+  n_frac = (sampler_lib.WindowSampler(c, 64, seed=0).rows(0, range(64))["ids"] == tokens.N).mean(1)
+  assert (n_frac <= 0.5).all()  # a third of the starts are N-rich: all ten tries land there for 1 row in 10^5
+  anything = sampler_lib.WindowSampler(c, 64, seed=0, max_n_fraction=1.0).rows(0, range(64))["ids"]
+  assert ((anything == tokens.N).mean(1) > 0.5).mean() > 0.15
 
 
 def test_short_segments_are_padded(tmp_path):
   c = corpus.prepare(_records(5, 100), str(tmp_path / "c"), corpus.SplitSettings(min_len=50))
-  rows = sampler_lib.WindowSampler(c, 256, 0.5, seed=0).rows(0, range(4))
-  assert (rows["inputs"][:, 100:] == tokens.PAD).all() and (rows["weights"][:, 100:] == 0).all()
+  rows = sampler_lib.WindowSampler(c, 256, seed=0, reverse_complement=True).rows(0, range(8))["ids"]
+  assert (rows[:, 100:] == tokens.PAD).all() and (rows[:, :100] >= tokens.A).all()
 
 
 def test_tile_covers_everything():
@@ -68,22 +83,15 @@ def test_tile_covers_everything():
   assert covered.all()
 
 
-def test_mask_rate_range_varies_per_window(tmp_path):
-  c = corpus.prepare(_records(4, 2000), str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.2))
-  rows = sampler_lib.WindowSampler(c, 256, 0.1, seed=0, mask_rate_max=0.5).rows(0, range(64))
-  rates = rows["weights"].mean(1)
-  assert rates.min() < 0.2 and rates.max() > 0.35 and 0.2 < rates.mean() < 0.4
-
-
 def test_codon_aligned_windows_start_on_codon_boundaries(tmp_path):
   recs = [readers.Record(f"cds{i}", np.tile(tokens.encode("ACG"), 100 + 7 * i), np.zeros(300 + 21 * i, bool), "mem")
           for i in range(6)]
   aligned = corpus.prepare(recs, str(tmp_path / "a"), corpus.SplitSettings(val_fraction=0.2),
                            extra={"codon_aligned": True})
-  starts = {int(w[0]) for w in sampler_lib.WindowSampler(aligned, 30, 0.0, seed=0).rows(0, range(64))["targets"]}
+  starts = {int(w[0]) for w in sampler_lib.WindowSampler(aligned, 30, seed=0).rows(0, range(64))["ids"]}
   assert starts == {tokens.A}
   plain = corpus.prepare(recs, str(tmp_path / "p"), corpus.SplitSettings(val_fraction=0.2))
-  starts = {int(w[0]) for w in sampler_lib.WindowSampler(plain, 30, 0.0, seed=0).rows(0, range(64))["targets"]}
+  starts = {int(w[0]) for w in sampler_lib.WindowSampler(plain, 30, seed=0).rows(0, range(64))["ids"]}
   assert starts == {tokens.A, tokens.C, tokens.G}
 
 
