@@ -30,7 +30,6 @@ from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.model import encoder
 from dnajax.training import aot
-from dnajax.training.program import TrainProgram
 
 CONFIG_OVERRIDES = True
 
@@ -90,16 +89,16 @@ def cpu_matmul_peak(n: int = 2048, reps: int = 10) -> float:
 
 def run_jax(cfg, steps: int, windows: int) -> dict:
   """The measurement itself (in the worker process): median tokens/s of `windows` windows of `steps` steps."""
-  program = TrainProgram(cfg)
+  plan = aot.plan_step(cfg)  # as `dnajax train` plans it: train.grad_accum=auto resolved against device memory
+  plan.require()
+  program, cfg = plan.program, plan.cfg
   B, L = cfg.train.global_batch, cfg.data.seq_len
   with tempfile.TemporaryDirectory() as tmp:
     sampler = sampler_lib.WindowSampler(make_corpus(L, tmp), L, seed=0)
     batches = [program.to_global(sampler.rows(s, range(B))) for s in range(4)]
     pipeline = input_pipeline_rate(sampler, B, L)
   state = program.init()
-  t0 = time.perf_counter()
-  compiled = program.train_step.lower(state, batches[0]).compile()
-  compile_s = time.perf_counter() - t0
+  compiled, compile_s = plan.step.compiled, plan.step.compile_seconds  # compiled for seq_len (no curriculum here)
   for i in range(2):  # warm-up
     state, m = compiled(state, batches[i % 4])
   jax.block_until_ready(m)
@@ -124,6 +123,7 @@ def run_jax(cfg, steps: int, windows: int) -> dict:
     peak *= n_dev
   stats = dev.memory_stats() or {}
   out.update(framework="jax", device_kind=dev.device_kind, device_count=n_dev, parameters=n_params,
+             grad_accum=cfg.train.grad_accum,
              compile_seconds=compile_s, flops_per_token=flops_per_step / (B * L), achieved_flops=achieved,
              peak_flops=peak, peak_flops_source=peak_label, mfu=(achieved / peak) if peak else None,
              peak_host_rss_gib=peak_rss_gib(), input_pipeline_tokens_per_second=pipeline,
