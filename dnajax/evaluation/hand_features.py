@@ -22,31 +22,48 @@ NAMES = expression.HEAD_FEATURE_NAMES
 START_CODONS = ("ATG", "GTG", "TTG")  # the start codons of nearly all E. coli genes (and ATG of eukaryotes')
 
 
+CDS_SHARE = 0.9  # finetune.features=auto: the share of training rows that must look like complete coding sequences
+
+
 def is_cds(ids: np.ndarray, code: int = 11) -> bool:
   """Whether a sequence (token ids) looks like a complete coding sequence: A/C/G/T only, a whole number of codons, a
   start codon first and no stop codon before the last (genetic code `code`)."""
   from Bio.Seq import Seq
 
-  try:
-    dna = expression.check_cds(tokens.decode(ids))
-  except UserError:
+  if not has_codons(ids):
     return False
+  dna = tokens.decode(ids)
   return dna[:3] in START_CODONS and "*" not in str(Seq(dna[:-3]).translate(table=code))
 
 
+def has_codons(ids: np.ndarray) -> bool:
+  """Whether a sequence (token ids) is a whole number of codons of A/C/G/T: what the features need to be computed."""
+  try:
+    expression.check_cds(tokens.decode(ids))
+  except UserError:
+    return False
+  return True
+
+
 def choose(kind: str, organism: str, train) -> str:
-  """'expression' or 'none' from finetune.features `kind` (auto: expression when every training sequence of the table
-  `train` is a complete coding sequence, `is_cds`). Raises UserError for expression on other sequences or an unknown
-  organism."""
+  """'expression' or 'none' from finetune.features `kind`. auto: expression when every training sequence of the table
+  `train` is whole codons of A/C/G/T and at least CDS_SHARE (90%) of them look like complete coding sequences
+  (`is_cds`; native gene sets hold a few genes with rare start codons such as E. coli's CTG-started b2496 or
+  selenoprotein genes with an internal TGA). Raises UserError for expression with a sequence that is not whole
+  codons of A/C/G/T, or an unknown organism."""
   if kind == "none":
     return "none"
   code = codons.ORGANISMS[codons.check_organism(organism)][1]
-  bad = next((i for i, s in enumerate(train.seqs) if not is_cds(s, code)), None)
+  bad = next((i for i, s in enumerate(train.seqs) if not has_codons(s)), None)
   if kind == "expression" and bad is not None:
     raise UserError(f"--config.finetune.features=expression: {labels_lib.row_name(train, bad)} is not a coding "
-                    f"sequence (A/C/G/T/U, a whole number of codons, a start codon {'/'.join(START_CODONS)} first, "
-                    "no stop codon before the last); use features=none for other sequences")
-  return "expression" if bad is None else "none"
+                    "sequence (A/C/G/T/U, a whole number of codons); use features=none for other sequences")
+  if bad is not None:
+    return "none"
+  if kind == "expression":
+    return "expression"
+  share = np.mean([is_cds(s, code) for s in train.seqs]) if len(train.seqs) else 0.0
+  return "expression" if share >= CDS_SHARE else "none"
 
 
 def matrix(seqs, organism: str, names=None) -> np.ndarray:

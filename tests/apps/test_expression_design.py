@@ -225,3 +225,29 @@ def test_gradient_head_reads_the_hand_features(expression_ft, tmp_path, capsys):
   capsys.readouterr()
   line = refused(capsys, "predict", "--workdir", str(tmp_path / "auto"), "--input", str(bad))
   assert "notcds" in line and "coding sequence" in line
+
+
+def test_auto_features_keep_a_native_gene_set_with_a_few_odd_genes():
+  from types import SimpleNamespace
+
+  from dnajax.data import tokens
+  from dnajax.errors import UserError
+  from dnajax.evaluation import hand_features
+
+  rng = np.random.default_rng(0)
+  usage = codons.codon_usage("e_coli", 11)
+  genes = [codons.sample_cds(PROTEIN, usage, rng) for _ in range(20)]
+
+  def table(seqs):
+    return SimpleNamespace(seqs=[tokens.encode(s) for s in seqs], source="t.csv", format="csv",
+                           ids=[str(i) for i in range(20)])
+
+  ctg = ["CTG" + g[3:] if i == 0 else g for i, g in enumerate(genes)]  # 1 of 20 with a CTG start (E. coli b2496)
+  assert hand_features.choose("auto", "e_coli", table(ctg)) == "expression"
+  odd = ["CTG" + g[3:] if i < 4 else g for i, g in enumerate(genes)]  # 4 of 20: below the 90% share
+  assert hand_features.choose("auto", "e_coli", table(odd)) == "none"
+  assert hand_features.choose("expression", "e_coli", table(odd)) == "expression"
+  frameshift = [g[:-1] if i == 0 else g for i, g in enumerate(genes)]  # not whole codons: no features at all
+  assert hand_features.choose("auto", "e_coli", table(frameshift)) == "none"
+  with pytest.raises(UserError, match="row 1 .*not a coding sequence"):
+    hand_features.choose("expression", "e_coli", table(frameshift))
