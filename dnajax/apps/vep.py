@@ -49,7 +49,8 @@ def add_arguments(p) -> None:
                  help="MNVs and indels: pseudo-log-likelihood difference over the shared flanks, or skip them")
   p.add_argument("--allow-shifted-positions", action="store_true",
                  help="score the positions as written even when they look shifted by one (most REFs differ from the "
-                 "reference and match it one base further on, as 0-based positions do); refused without it")
+                 "reference and match it one base further on, as 0-based positions do, or one base earlier); "
+                 "refused without it")
   p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
   p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -168,8 +169,8 @@ def _summary(vset: variants.VariantSet, results: list, skipped, seconds: float, 
   lines = ["dnajax vep: " + "; ".join(parts)]
   if refs.mismatched > vep.MISMATCH_WARN * refs.checked:
     lines.append(f"dnajax: warning: {_mismatch_text(refs)}; those are flagged ref_mismatch, not scored"
-                 + ("; positions look shifted by one (0-based?): the variants whose REF matches by chance were scored "
-                    "at the positions as written (--allow-shifted-positions)" if refs.looks_shifted else ""))
+                 + (f"; the {refs.checked - refs.mismatched} whose REF matches at the position as written were scored "
+                    "there (--allow-shifted-positions)" if refs.looks_shifted else ""))
   short = sum(1 for r in scored if r.kind == "snv" and r.window < window // 2)
   if short:
     lines.append(f"dnajax: warning: {short} SNVs were scored with less than half of the {window}-base window (N runs "
@@ -179,10 +180,11 @@ def _summary(vset: variants.VariantSet, results: list, skipped, seconds: float, 
 
 def _mismatch_text(refs: vep.RefCheck) -> str:
   """'N of M variants (x%) have a REF that differs from the reference at their position (K of them match it one base
-  further on)'."""
+  further on, J one base earlier)'."""
+  sides = [(n, side) for n, side in ((refs.shifted, "further on"), (refs.shifted_back, "earlier")) if n]
+  shifts = ", ".join(f"{n}{' of them' if not k else ''} match it one base {side}" for k, (n, side) in enumerate(sides))
   return (f"{refs.mismatched} of {refs.checked} variants ({100 * refs.mismatched / refs.checked:.1f}%) have a REF "
-          "that differs from the reference at their position"
-          + (f" ({refs.shifted} of them match it one base further on)" if refs.shifted else ""))
+          "that differs from the reference at their position" + (f" ({shifts})" if shifts else ""))
 
 
 def _output_kind(output: str) -> str:
@@ -244,9 +246,10 @@ def run(workdir: str, reference: str, output: str, vcf: str | None = None, table
                       f"holds ({_held(ref)}); nothing written")
     refs = vep.check_refs(ref, vset.variants, sites)
     if refs.looks_shifted and not allow_shifted:
-      raise UserError(f"{where}: positions look shifted by one (0-based?): {_mismatch_text(refs)}; positions are "
-                      "read 1-based, as VCF's POS: add 1 to every position, or pass --allow-shifted-positions to "
-                      "score them as written; nothing written")
+      raise UserError(f"{where}: positions look shifted by one{' (0-based?)' if refs.shift > 0 else ''}: "
+                      f"{_mismatch_text(refs)}; positions are read 1-based, as VCF's POS: "
+                      f"{'add 1 to' if refs.shift > 0 else 'subtract 1 from'} every position, or pass "
+                      "--allow-shifted-positions to score them as written; nothing written")
     engine = Engine.from_workdir(workdir, step)
     if batch_size:
       engine.batch_size = -(-batch_size // engine._unit) * engine._unit

@@ -28,6 +28,19 @@ def _number(text: str) -> float | None:
   return x if math.isfinite(x) else None
 
 
+def _is_nan(label: str) -> bool:
+  """True for a label that reads as NaN ('nan', 'NaN', ...: how pandas writes a missing value), which is no class."""
+  return label.strip().lower().lstrip("+-") == "nan"
+
+
+def _refuse_nan(table) -> None:
+  """UserError naming the first row of `table` whose label reads as NaN (a missing label, as an empty cell is)."""
+  for i, label in enumerate(table.labels):
+    if _is_nan(label):
+      raise UserError(f"{row_name(table, i)}: label {label!r} is missing (NaN is no class); fill in the label or drop "
+                      "the row")
+
+
 def _spellings(labels) -> dict[str, str]:
   """{label: the class it belongs to} for the distinct `labels`: labels equal as numbers share the class named by
   their shortest spelling (the first in sorted order on a tie); every other label is its own class."""
@@ -96,11 +109,12 @@ class LabelCoding:
     """The coding of the labelled training table `table` (`tables.SequenceTable`).
 
     Classes are the distinct labels, those equal as numbers taken as one (`targets` says so). Raises UserError for an
-    unknown task, fewer than two classes, regression targets that do not vary, or a regression label that is not a
-    finite number (naming the row)."""
+    unknown task, a classification label that reads as NaN (a missing label), fewer than two classes, regression
+    targets that do not vary, or a regression label that is not a finite number (naming the row)."""
     if task not in TASKS:
       raise UserError(f"--task {task!r}: use classification or regression")
     if task == "classification":
+      _refuse_nan(table)
       distinct = sorted(set(_spellings(table.labels).values()))
       numeric = [_number(c) for c in distinct]
       if all(x is not None for x in numeric):
@@ -119,12 +133,14 @@ class LabelCoding:
     """Class indices int32[N] or targets float32[N] (standardised unless `standardise` is False) of every row.
 
     A label equal as a number to a training class is that class (`1.0` is class `1`; said on stderr). When a class
-    of the training rows has no row here (and at least two have), one stderr line names it: AUROC (one-vs-rest over
-    every training class) has no value over this table. Raises UserError (naming file and row) for a class not seen
-    in training or a label that is not a number."""
+    of the training rows has no row here, one stderr line names it: AUROC (one-vs-rest over every training class) has
+    no value over this table - said now when two or more classes have rows, else (MCC has none either) by
+    `say_absent` when metrics over the table are computed. Raises UserError (naming file and row) for a class not
+    seen in training, a label that reads as NaN (missing) or a label that is not a number."""
     out = []
     index = {c: k for k, c in enumerate(self.classes)}
     if self.task == "classification":
+      _refuse_nan(table)
       by_number = {_number(c): c for c in self.classes if _number(c) is not None}
       spelling = {label: by_number[_number(label)] for label in set(table.labels) - index.keys()
                   if _number(label) in by_number}
@@ -145,14 +161,27 @@ class LabelCoding:
     if self.task == "classification":
       out = np.asarray(out, np.int32)  # every row checked: the warnings below never precede an error line
       _say_merged(table.source, spelling)
-      absent = [c for k, c in enumerate(self.classes) if k not in set(out.tolist())]
-      if absent and len(self.classes) - len(absent) > 1:  # (one class: MCC has none either)
-        warn(f"{table.source}: no row of training class{'es' if len(absent) > 1 else ''} "
-             f"{', '.join(map(repr, absent))} ({len(self.classes) - len(absent)} of the {len(self.classes)} training "
-             "classes have rows here); AUROC, one-vs-rest over every training class, has no value over this table")
+      present = set(out.tolist())
+      absent = [c for k, c in enumerate(self.classes) if k not in present]
+      if absent and present:
+        line = (f"{table.source}: no row of training class{'es' if len(absent) > 1 else ''} "
+                f"{', '.join(map(repr, absent))} ({len(present)} of the {len(self.classes)} training classes have rows "
+                "here); " + ("AUROC, one-vs-rest over every training class, has" if len(present) > 1 else
+                             "MCC and AUROC, which compare classes, have") + " no value over this table")
+        if len(present) > 1:
+          warn(line)
+        else:  # said with its metrics (say_absent): finetune refuses a validation table of one class on its own line
+          self.__dict__.setdefault("_unsaid", {})[id(out)] = (out, line)  # (kept: no reused id)
       return out
     y = np.asarray(out, np.float64)
     return ((y - self.mean) / self.std if standardise else y).astype(np.float32)
+
+  def say_absent(self, targets: np.ndarray) -> None:
+    """The stderr line held by `targets` for a table all of whose rows are one class (no MCC or AUROC there), said
+    once, when metrics over those `targets` (the array `targets` returned) are first computed."""
+    held = self.__dict__.get("_unsaid", {}).pop(id(targets), None)
+    if held:
+      warn(held[1])
 
   def values(self, outputs_NxK: np.ndarray) -> np.ndarray:
     """Model outputs -> class probabilities float64[N, C] (softmax) or values float64[N] in the labels' units."""

@@ -120,7 +120,7 @@ def _refuse_non_text(where: str, raw: bytes, offset: int, n_bad: int, sample: in
                   f"({n_bad:,} of the first {sample:,} bytes are not); {shown}")
 
 
-def text_from_bytes(raw: bytes, where: str) -> str:
+def text_from_bytes(raw: bytes, where: str, expected: str = "FASTA or GenBank records") -> str:
   """A file's bytes as text, exactly as `read_text` reads them (`where` names the source in error lines).
 
   gzip/bgzip data (by magic bytes) is decompressed; a UTF-8 byte-order mark is dropped and UTF-16/UTF-32 text
@@ -128,7 +128,8 @@ def text_from_bytes(raw: bytes, where: str) -> str:
   marks at the start of later lines (files concatenated after saving) are dropped too; other UTF-8 is kept, stray
   bytes that are not UTF-8 become U+FFFD (rejected later if they sit in a sequence); line endings become '\\n'.
 
-  Raises UserError (one line) for truncated or corrupt gzip data, an empty file, and data that is not text (naming
+  Raises UserError (one line) for truncated or corrupt gzip data, an empty file (saying that `expected` was
+  expected), and data that is not text (naming
   the first byte that is not text and its offset, and what the bytes show where that is unambiguous)."""
   if raw[:2] == b"\x1f\x8b":
     try:
@@ -171,14 +172,14 @@ def text_from_bytes(raw: bytes, where: str) -> str:
   if "\ufeff" in text:  # a byte-order mark at the start of the text or of a line (saved files concatenated)
     text = text.removeprefix("\ufeff").replace("\n\ufeff", "\n")
   if not text or text.isspace():  # (no stripped copy of a genome-sized text)
-    raise UserError(f"{where}: file is empty; expected FASTA or GenBank records")
+    raise UserError(f"{where}: file is empty; expected {expected}")
   return text
 
 
-def read_text(path: str) -> str:
+def read_text(path: str, expected: str = "FASTA or GenBank records") -> str:
   """Whole file as text (see `text_from_bytes`: gzip/bgzip decompressed, byte-order marks honoured, line endings
-  normalised to '\\n'). Every reader of a user's text file goes through this (and `dnajax fetch` validates its
-  downloads through `text_from_bytes`).
+  normalised to '\\n'; `expected` says what an empty file should have held). Every reader of a user's text file
+  goes through this (and `dnajax fetch` validates its downloads through `text_from_bytes`).
 
   Raises UserError for unreadable, empty, non-text and truncated files."""
   try:
@@ -186,7 +187,7 @@ def read_text(path: str) -> str:
       raw = f.read()
   except OSError as e:
     raise UserError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from None
-  return text_from_bytes(raw, path)
+  return text_from_bytes(raw, path, expected)
 
 
 def _detect_format(path: str, text: str, fmt: str | None) -> str:
@@ -286,7 +287,7 @@ def _letter_hint(letters: str, pos: int, n_bad: int) -> str:
   """What the first bad letter of a record shows, for the error line (nothing the letters do not support)."""
   ch = letters[pos]
   if ch == "?":
-    return "'?' marks positions to fill and is accepted by predict only"
+    return "'?' marks positions to fill and is accepted only by predict on a pretraining run"
   if ch == "\ufffd":
     return "the file holds bytes that are not UTF-8 text there; fix or remove them"
   if ch in "-.":

@@ -52,14 +52,30 @@ def _first_line(text: str, width: int = 40) -> str:
   return ascii(line[:width]) + ("..." if len(line) > width else "")
 
 
+def _name(path: str) -> str:
+  """The file name, lower case, without a gzip extension."""
+  base = os.path.basename(path).lower()
+  for ext in readers.GZIP_EXTS:
+    base = base.removesuffix(ext)
+  return base
+
+
+def _expected(path: str) -> str:
+  """What an empty table file should have held, by its extension (for the error line)."""
+  base = _name(path)
+  if os.path.splitext(base)[1] in TABLE_EXTS:
+    return "a CSV/TSV table: a header line naming its columns, then one row per sequence"
+  if base.endswith(readers.FASTA_EXTS):
+    return "FASTA records"
+  return "FASTA records or a CSV/TSV table with a header line"
+
+
 def detect_format(path: str, text: str, sequence_column: str = "sequence") -> str:
   """'fasta', 'csv' or 'tsv': from the extension (.csv, .tsv, a FASTA one; optionally .gz), else from the first
   non-blank line ('>': FASTA; a tab: TSV; a comma, or only the sequence column's name: CSV).
 
   Raises UserError when neither tells."""
-  base = os.path.basename(path).lower()
-  for ext in readers.GZIP_EXTS:
-    base = base.removesuffix(ext)
+  base = _name(path)
   ext = os.path.splitext(base)[1]
   if ext in TABLE_EXTS:
     return TABLE_EXTS[ext]
@@ -87,7 +103,7 @@ def read_table(path: str, sequence_column: str = "sequence", label_column: str =
   missing or ambiguous sequence column, a ragged row, an empty id, an empty sequence or one with letters that are
   not nucleotide codes, a table without rows, and - with `require_labels` - a missing label column or a row
   without a label. An id on more than one row is a warning naming them (`readers.warn_repeated_ids`)."""
-  text = readers.read_text(path)
+  text = readers.read_text(path, _expected(path))
   fmt = detect_format(path, text, sequence_column)
   rows = _fasta_rows(path, text, label_column) if fmt == "fasta" else \
       _delimited_rows(path, text, DELIMITERS[fmt], sequence_column, label_column, require_labels)

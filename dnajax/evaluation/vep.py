@@ -108,23 +108,32 @@ def locate(ref: genome.Reference, v: Variant, where: str, reach: int) -> _Site |
 @dataclasses.dataclass(frozen=True)
 class RefCheck:
   """How the variants' REF alleles compare with the reference: `checked` (variants inside it), `mismatched` (REF
-  differs at the position as written) and `shifted` (of those, REF equals the reference one base further on, as
-  where a 0-based position is read as 1-based)."""
+  differs at the position as written), and of those `shifted` (REF equals the reference one base further on, as
+  where every position is one too low, e.g. 0-based read as 1-based) and `shifted_back` (one base earlier: every
+  position one too high)."""
   checked: int
   mismatched: int
   shifted: int
+  shifted_back: int = 0
 
   @property
   def looks_shifted(self) -> bool:
     """More than MISMATCH_WARN of the REFs differ, at least SHIFT_MIN of them, and SHIFT_SHARE or more of those
-    match one base further on (by chance a quarter would, for SNVs against another sequence)."""
+    match one base further on, or one base earlier (by chance a quarter would, for SNVs against another sequence)."""
     return (self.mismatched >= SHIFT_MIN and self.mismatched > MISMATCH_WARN * self.checked
-            and self.shifted >= SHIFT_SHARE * self.mismatched)
+            and max(self.shifted, self.shifted_back) >= SHIFT_SHARE * self.mismatched)
+
+  @property
+  def shift(self) -> int:
+    """+1 when the positions look one too low (REFs match one base further on), -1 when one too high, else 0."""
+    if not self.looks_shifted:
+      return 0
+    return 1 if self.shifted >= self.shifted_back else -1
 
 
 def check_refs(ref: genome.Reference, variants: Sequence[Variant], sites: Sequence[_Site | None]) -> RefCheck:
   """The `RefCheck` of `variants` at their `sites` (from `locate`; None: outside the reference, not counted)."""
-  checked = mismatched = shifted = 0
+  checked = mismatched = shifted = shifted_back = 0
   for v, site in zip(variants, sites):
     if site is None:
       continue
@@ -132,7 +141,9 @@ def check_refs(ref: genome.Reference, variants: Sequence[Variant], sites: Sequen
     if ref.letters(site.seg, site.start, site.end).upper() != v.ref:
       mismatched += 1
       shifted += site.end < site.seg.end and ref.letters(site.seg, site.start + 1, site.end + 1).upper() == v.ref
-  return RefCheck(checked, mismatched, shifted)
+      shifted_back += (site.start > site.seg.start
+                       and ref.letters(site.seg, site.start - 1, site.end - 1).upper() == v.ref)
+  return RefCheck(checked, mismatched, shifted, shifted_back)
 
 
 def _strand_rows(window: np.ndarray, masked: np.ndarray, strands: str) -> list[np.ndarray]:

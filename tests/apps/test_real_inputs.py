@@ -176,13 +176,14 @@ def test_positions_shifted_by_one_are_refused_unless_asked(tiny_run, tmp_path, c
   for flag, path in (("--vcf", vcf), ("--variants", table)):
     line = refused(capsys, "vep", "--workdir", tiny_run[0], "--reference", ref, flag, path, "--output", str(out))
     assert f"{flag} {path}: positions look shifted by one (0-based?): {12 - matched} of 12 variants" in line
-    assert f"({12 - matched} of them match it one base further on)" in line and "--allow-shifted-positions" in line
+    assert f"({12 - matched} of them match it one base further on" in line and "add 1 to every position" in line
     assert not out.exists()
   assert cli.main(["vep", "--workdir", tiny_run[0], "--reference", ref, "--vcf", vcf, "--output", str(out),
                    "--allow-shifted-positions", "--no-progress"]) == 0
   err = capsys.readouterr().err
-  assert "positions look shifted by one (0-based?)" in err and "--allow-shifted-positions" in err
-  assert f"scored {matched}" in err and "genome build" not in err
+  assert f"({12 - matched} of them match it one base further on" in err and "(0-based?)" not in err
+  assert f"the {matched} whose REF matches at the position as written were scored there (--allow-shifted-positions)" \
+      in err and f"scored {matched}" in err and "genome build" not in err
   # The same variants at their right (1-based) positions: all scored, nothing said about shifts.
   right = write(tmp_path / "one.vcf", VCF_HEADER + "".join(f"chr1\t{p + 1}\t.\t{r}\t{a}\t.\t.\t.\n"
                                                              for p, r, a in rows))
@@ -206,3 +207,130 @@ def test_shared_cases(tiny_run, tmp_path, capsys):
   line = refused(capsys, "vep", "--workdir", tiny_run[0], "--reference", ref, "--vcf", _case("vcf_no_fileformat.vcf"),
                  "--output", str(out))
   assert "the header is only the '#CHROM' line; add '##fileformat=VCFv4.2' as the first line" in line
+
+
+# New-user findings after round 3: NaN labels, a two-class table of one class, VCF lines htslib refuses with a
+# message that does not name them, gzip variant tables, positions one too high, empty ALT cells, '?' in predict,
+# empty tables, outputs in folders that do not exist yet.
+
+def test_nan_labels_are_missing_labels(tiny_run, tmp_path, capsys):
+  base, _ = tiny_run
+  val = write(tmp_path / "val.csv", _table(["0", "1"] * 4))
+  for label in ("nan", "NaN"):
+    train = write(tmp_path / f"train_{label}.csv", _table(["0", "1"] * 8 + [label]))
+    out = tmp_path / f"ft_{label}"
+    line = refused(capsys, "finetune", "--workdir", base, "--train", train, "--val", val, "--output", str(out), *FAST)
+    assert line == f"dnajax: error: {train}: row 17 (id r16): label {label!r} is missing (NaN is no class); fill in " \
+                   "the label or drop the row"
+    assert not out.exists()
+
+
+def test_a_table_of_one_class_of_a_two_class_model_says_why_mcc_and_auroc_are_absent(tiny_run, tmp_path, capsys):
+  """--test and predict tables with rows of one class only: one stderr line names the table and the absent class;
+  a validation table of one class is still refused on a line of its own."""
+  base, _ = tiny_run
+  train = write(tmp_path / "train.csv", _table(["a", "b"] * 8))
+  val = write(tmp_path / "val.csv", _table(["a", "b"] * 4))
+  test = write(tmp_path / "test.csv", _table(["a"] * 6))
+  out = tmp_path / "ft"
+  line = refused(capsys, "finetune", "--workdir", base, "--train", train, "--val", test, "--test", val,
+                 "--output", str(out), *FAST)
+  assert f"{test}: every validation row has one class" in line and not out.exists()
+  code = cli.main(["finetune", "--workdir", base, "--train", train, "--val", val, "--test", test, "--output", str(out),
+                   *FAST])
+  err = capsys.readouterr().err
+  assert code == 0, err
+  said = [w for w in _warnings(err) if "no row of training class" in w]
+  assert said == [f"dnajax: warning: {test}: no row of training class 'b' (1 of the 2 training classes have rows "
+                  "here); MCC and AUROC, which compare classes, have no value over this table"]
+  assert cli.main(["predict", "--workdir", str(out), "--input", test, "--output", str(tmp_path / "p.tsv")]) == 0
+  assert f"{test}: no row of training class 'b'" in capsys.readouterr().err
+  # '?' in a table given to a fine-tuned run names the verb that takes it.
+  q = write(tmp_path / "q.csv", "id,sequence\nx,ACG?TACG\n")
+  line = refused(capsys, "predict", "--workdir", str(out), "--input", q, "--output", str(tmp_path / "q.tsv"))
+  assert "'?' marks positions to fill and is accepted only by predict on a pretraining run" in line
+
+
+GOOD_ROWS = [(p, REF_SEQ[p - 1], "ACGT"[("ACGT".index(REF_SEQ[p - 1]) + 1) % 4]) for p in range(20, 280, 20)]
+
+
+def _vcf_lines(rows=GOOD_ROWS):
+  return [f"chr1\t{p}\tv{p}\t{r}\t{a}\t.\t.\t." for p, r, a in rows]
+
+
+@pytest.mark.parametrize("name, data", [
+    ("trailing_blank", "\n".join(_vcf_lines()) + "\n\n"),
+    ("middle_blank", "\n".join(_vcf_lines()[:3]) + "\n\n" + "\n".join(_vcf_lines()[3:]) + "\n"),
+    ("bom", "\n".join(_vcf_lines()) + "\n"),
+])
+def test_vcfs_with_blank_lines_or_a_byte_order_mark_are_read(tiny_run, tmp_path, capsys, name, data):
+  ref, out = _vep_setup(tmp_path)
+  text = ("\ufeff" if name == "bom" else "") + VCF_HEADER + data
+  for path in (write(tmp_path / f"{name}.vcf", text), write(tmp_path / f"{name}.vcf.gz", gzip.compress(text.encode()),
+                                                            "wb")):
+    assert cli.main(["vep", "--workdir", tiny_run[0], "--reference", ref, "--vcf", path, "--output", str(out),
+                     "--no-progress"]) == 0
+    assert f"scored {len(GOOD_ROWS)} (snv {len(GOOD_ROWS)})" in capsys.readouterr().err
+    assert len(open(out).read().splitlines()) == len(GOOD_ROWS) + 1
+
+
+@pytest.mark.parametrize("name, line, needle", [
+    ("badpos", "chr1\t2x8\t.\tA\tG\t.\t.\t.", "line 4: POS '2x8': not a whole number; fix that line"),
+    ("negpos", "chr1\t-5\t.\tA\tG\t.\t.\t.", "line 4: POS '-5': positions start at 1; fix that line"),
+    ("trailing_space", "chr1\t20\t.\tA\tG\t.\t.\t. ", "line 4 ends with a space after its last column"),
+    ("short", "chr1\t20\t.\tA\tG", "line 4 has 5 tab-separated columns"),
+])
+def test_vcf_data_lines_htslib_refuses_are_named(tiny_run, tmp_path, capsys, name, line, needle):
+  ref, out = _vep_setup(tmp_path)
+  path = write(tmp_path / f"{name}.vcf", VCF_HEADER + _vcf_lines()[0] + "\n" + line + "\n")
+  got = refused(capsys, "vep", "--workdir", tiny_run[0], "--reference", ref, "--vcf", path, "--output", str(out))
+  assert got.startswith(f"dnajax: error: --vcf {path}: ") and needle in got, got
+  assert not out.exists()
+
+
+def test_vcf_header_case_and_tables_given_as_vcf(tiny_run, tmp_path, capsys):
+  ref, out = _vep_setup(tmp_path)
+  lower = write(tmp_path / "lower.vcf", VCF_HEADER.replace("#CHROM", "#chrom") + _vcf_lines()[0] + "\n")
+  line = refused(capsys, "vep", "--workdir", tiny_run[0], "--reference", ref, "--vcf", lower, "--output", str(out))
+  assert "line 2: the header line starts '#chrom'; '#CHROM' must be upper case" in line
+  table = write(tmp_path / "t.tsv", "chrom\tpos\tref\talt\nchr1\t20\tA\tG\n")
+  line = refused(capsys, "vep", "--workdir", tiny_run[0], "--reference", ref, "--vcf", table, "--output", str(out))
+  assert "names the columns of a variant table, not a VCF header; pass the table with --variants" in line
+  assert not out.exists()
+
+
+def test_variant_tables_gzip_positions_and_empty_alts(tiny_run, tmp_path, capsys):
+  ref, out = _vep_setup(tmp_path)
+  base = ["vep", "--workdir", tiny_run[0], "--reference", ref, "--output", str(out), "--no-progress", "--variants"]
+  text = "chrom\tpos\tref\talt\n" + "".join(f"chr1\t{p}\t{r}\t{a}\n" for p, r, a in GOOD_ROWS) + "chr1\t5\tA\t\n"
+  gz = write(tmp_path / "v.tsv.gz", gzip.compress(text.encode()), "wb")
+  assert cli.main(base + [gz]) == 0
+  err = capsys.readouterr().err
+  assert f"scored {len(GOOD_ROWS)} " in err and "skipped: 1 no ALT ('.' or an empty cell)" in err
+  line = refused(capsys, *base, write(tmp_path / "neg.tsv", "chrom\tpos\tref\talt\nchr1\t-5\tA\tG\n"))
+  assert "line 2: pos '-5': positions start at 1; fix that line" in line
+  # every position one too high: refused (subtract 1), scored as written only when asked, the REFs described
+  path = write(tmp_path / "high.tsv", "chrom\tpos\tref\talt\n" + "".join(f"chr1\t{p + 2}\t{r}\t{a}\n"
+                                                                          for p, r, a in _shifted_rows()))
+  line = refused(capsys, *base, path)
+  assert "positions look shifted by one: " in line and "(0-based?)" not in line
+  assert "match it one base earlier" in line and "subtract 1 from every position" in line
+  assert cli.main(base + [path, "--allow-shifted-positions"]) == 0
+  err = capsys.readouterr().err
+  assert "match it one base earlier); those are flagged ref_mismatch" in err
+
+
+def test_empty_tables_and_outputs_in_new_folders(tiny_run, tmp_path, capsys):
+  base, _ = tiny_run
+  empty = write(tmp_path / "e.csv", "")
+  line = refused(capsys, "embed", "--workdir", base, "--input", empty, "--output", str(tmp_path / "e.npz"))
+  assert line == f"dnajax: error: {empty}: file is empty; expected a CSV/TSV table: a header line naming its " \
+                 "columns, then one row per sequence"
+  # every output file: missing folders on its path are made (as README says)
+  inp = write(tmp_path / "s.csv", "id,sequence\na,ACGTACGTAA\n")
+  out = tmp_path / "new" / "dir" / "x.npz"
+  assert cli.main(["embed", "--workdir", base, "--input", inp, "--output", str(out)]) == 0 and out.exists()
+  capsys.readouterr()
+  blocked = write(tmp_path / "file", "x")
+  line = refused(capsys, "embed", "--workdir", base, "--input", inp, "--output", os.path.join(blocked, "x.npz"))
+  assert "is not a directory" in line

@@ -117,14 +117,14 @@ def test_a_bgzip_vcf_damaged_mid_file_is_one_error(tmp_path):
   mid = len(raw) // 2
   raw[mid:mid + 64] = bytes(64)
   (tmp_path / "v.vcf.gz").write_bytes(bytes(raw))
-  with pytest.raises(UserError, match="does not parse"):
+  with pytest.raises(UserError, match="does not parse|compressed data is damaged"):
     variants.read_vcf(str(tmp_path / "v.vcf.gz"))
 
 
 @pytest.mark.parametrize("text, match", [
     ("hello\nworld\n", "cannot be read as VCF: no .##fileformat=VCFv4.x. line: the file has no header lines"),
     ("##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nc\t1\t.\tA\tG\t.\t.\t.\nc\tx\t.\tA\tG\n",
-     "the record after record 1 .* does not parse"),
+     "line 4 has 5 tab-separated columns"),
 ])
 def test_bad_vcfs_are_one_line_errors(tmp_path, text, match):
   (tmp_path / "bad.vcf").write_text(text)
@@ -151,7 +151,7 @@ def test_variant_tables(tmp_path):
   with pytest.raises(UserError, match="no column 'pos'"):
     variants.read_table(str(tmp_path / "nopos.tsv"))
   (tmp_path / "badpos.tsv").write_text("chrom\tpos\tref\talt\nchr1\t-3\tA\tG\n")
-  with pytest.raises(UserError, match="line 2: pos '-3' is not a whole number"):
+  with pytest.raises(UserError, match="line 2: pos '-3': positions start at 1"):
     variants.read_table(str(tmp_path / "badpos.tsv"))
   (tmp_path / "zero.tsv").write_text("chrom\tpos\tref\talt\nchr1\t0\tA\tG\n")
   with pytest.raises(UserError, match="position 0 is not a 1-based position"):
