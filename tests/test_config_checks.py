@@ -120,7 +120,7 @@ def test_design_help_shows_defaults(capsys):
   assert e.value.code == 0
   text = " ".join(capsys.readouterr().out.split())
   for needle in ("(default: 0 = no limit)", "(default: 0 = off)", "0-1 (default: 0 = unconstrained)",
-                 "0-1 (default: 1 = unconstrained)", "(default: 50)", "e_coli (default)", "(default: 3)",
+                 "0-1 (default: 1 = unconstrained)", "(default: 50)", "e_coli (default)", "default: 3 for",
                  "(default: none)", "default: 1)", "(default: 0)"):
     assert needle in text, needle
 

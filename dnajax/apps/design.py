@@ -118,7 +118,7 @@ def read_proteins(protein: str | None, fasta: str | None,
 OBJECTIVES = ("pll", "expression")
 
 
-DEFAULT_ROUNDS = {"pll": 3, "expression": 12}
+DEFAULT_ROUNDS = {"pll": 3, "expression": 8}
 
 
 def make_guide(objective: str, expression_model: str | None, max_codon_distance: int | None) -> Guide:
@@ -232,7 +232,7 @@ def add_arguments(p) -> None:
                  "(a design that must repeat another is marked in the report's duplicate_of column; default: 1)")
   p.add_argument("--seed", type=int, default=0, help="seed of the starting codons (default: 0)")
   p.add_argument("--rounds", type=int, help="passes of model-guided synonymous codon changes (default: 3 for "
-                 "--objective pll, 12 for expression)")
+                 "--objective pll, 8 for expression)")
   p.add_argument("--objective", choices=OBJECTIVES, default="pll",
                  help="what the synonymous changes maximise: pll, the base model's estimate (default), or expression, "
                  "the output of --expression-model (a predictor, not a measurement)")

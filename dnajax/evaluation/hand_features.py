@@ -49,19 +49,20 @@ def choose(kind: str, organism: str, train) -> str:
   """'expression' or 'none' from finetune.features `kind`. auto: expression when every training sequence of the table
   `train` is whole codons of A/C/G/T and at least CDS_SHARE (90%) of them look like complete coding sequences
   (`is_cds`; native gene sets hold a few genes with rare start codons such as E. coli's CTG-started b2496 or
-  selenoprotein genes with an internal TGA). Raises UserError for expression with a sequence that is not whole
-  codons of A/C/G/T, or an unknown organism."""
+  selenoprotein genes with an internal TGA). Raises UserError for expression with a sequence that is not a complete
+  coding sequence (`is_cds`), or an unknown organism."""
   if kind == "none":
     return "none"
   code = codons.ORGANISMS[codons.check_organism(organism)][1]
-  bad = next((i for i, s in enumerate(train.seqs) if not has_codons(s)), None)
-  if kind == "expression" and bad is not None:
-    raise UserError(f"--config.finetune.features=expression: {labels_lib.row_name(train, bad)} is not a coding "
-                    "sequence (A/C/G/T/U, a whole number of codons); use features=none for other sequences")
-  if bad is not None:
-    return "none"
   if kind == "expression":
+    bad = next((i for i, s in enumerate(train.seqs) if not is_cds(s, code)), None)
+    if bad is not None:
+      raise UserError(f"--config.finetune.features=expression: {labels_lib.row_name(train, bad)} is not a coding "
+                      f"sequence (A/C/G/T/U, a whole number of codons, a start codon {'/'.join(START_CODONS)} first, "
+                      "no stop codon before the last); use features=none for other sequences")
     return "expression"
+  if not all(has_codons(s) for s in train.seqs):
+    return "none"
   share = np.mean([is_cds(s, code) for s in train.seqs]) if len(train.seqs) else 0.0
   return "expression" if share >= CDS_SHARE else "none"
 

@@ -246,7 +246,8 @@ def test_auto_features_keep_a_native_gene_set_with_a_few_odd_genes():
   assert hand_features.choose("auto", "e_coli", table(ctg)) == "expression"
   odd = ["CTG" + g[3:] if i < 4 else g for i, g in enumerate(genes)]  # 4 of 20: below the 90% share
   assert hand_features.choose("auto", "e_coli", table(odd)) == "none"
-  assert hand_features.choose("expression", "e_coli", table(odd)) == "expression"
+  with pytest.raises(UserError, match="row 1 .*not a coding sequence"):  # explicit: every row a complete CDS
+    hand_features.choose("expression", "e_coli", table(odd))
   frameshift = [g[:-1] if i == 0 else g for i, g in enumerate(genes)]  # not whole codons: no features at all
   assert hand_features.choose("auto", "e_coli", table(frameshift)) == "none"
   with pytest.raises(UserError, match="row 1 .*not a coding sequence"):
