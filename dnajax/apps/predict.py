@@ -104,6 +104,8 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   part = tables.SequenceTable([table.ids[k] for k in labelled], [table.seqs[k] for k in labelled],
                               [table.labels[k] for k in labelled], table.source, table.format)
   targets = coding.targets(part) if labelled else None  # bad labels refused before any model work
+  if labelled:
+    coding.say_absent(part.source, targets)
   short = sum(len(x) < model.positions for x in table.seqs)
   if short:
     log.warning("%s: %d sequence(s) shorter than the %d positions this model reads each on its own; the positions "

@@ -132,11 +132,9 @@ class LabelCoding:
   def targets(self, table, standardise: bool = True) -> np.ndarray:
     """Class indices int32[N] or targets float32[N] (standardised unless `standardise` is False) of every row.
 
-    A label equal as a number to a training class is that class (`1.0` is class `1`; said on stderr). When a class
-    of the training rows has no row here, one stderr line names it: AUROC (one-vs-rest over every training class) has
-    no value over this table - said now when two or more classes have rows, else (MCC has none either) by
-    `say_absent` when metrics over the table are computed. Raises UserError (naming file and row) for a class not
-    seen in training, a label that reads as NaN (missing) or a label that is not a number."""
+    A label equal as a number to a training class is that class (`1.0` is class `1`; said on stderr); `say_absent`
+    names training classes with no row here. Raises UserError (naming file and row) for a class not seen in
+    training, a label that reads as NaN (missing) or a label that is not a number."""
     out = []
     index = {c: k for k, c in enumerate(self.classes)}
     if self.task == "classification":
@@ -159,29 +157,26 @@ class LabelCoding:
                           "task, whose labels are numbers")
         out.append(x)
     if self.task == "classification":
-      out = np.asarray(out, np.int32)  # every row checked: the warnings below never precede an error line
+      out = np.asarray(out, np.int32)  # every row checked: the warning below never precedes an error line
       _say_merged(table.source, spelling)
-      present = set(out.tolist())
-      absent = [c for k, c in enumerate(self.classes) if k not in present]
-      if absent and present:
-        line = (f"{table.source}: no row of training class{'es' if len(absent) > 1 else ''} "
-                f"{', '.join(map(repr, absent))} ({len(present)} of the {len(self.classes)} training classes have rows "
-                "here); " + ("AUROC, one-vs-rest over every training class, has" if len(present) > 1 else
-                             "MCC and AUROC, which compare classes, have") + " no value over this table")
-        if len(present) > 1:
-          warn(line)
-        else:  # said with its metrics (say_absent): finetune refuses a validation table of one class on its own line
-          self.__dict__.setdefault("_unsaid", {})[id(out)] = (out, line)  # (kept: no reused id)
       return out
     y = np.asarray(out, np.float64)
     return ((y - self.mean) / self.std if standardise else y).astype(np.float32)
 
-  def say_absent(self, targets: np.ndarray) -> None:
-    """The stderr line held by `targets` for a table all of whose rows are one class (no MCC or AUROC there), said
-    once, when metrics over those `targets` (the array `targets` returned) are first computed."""
-    held = self.__dict__.get("_unsaid", {}).pop(id(targets), None)
-    if held:
-      warn(held[1])
+  def say_absent(self, source: str, targets: np.ndarray) -> None:
+    """One stderr line when a class of the training rows has no row among `targets` (class indices, `targets`) of
+    the table `source`: AUROC (one-vs-rest over every training class) has no value there, nor MCC when only one
+    class has rows. Nothing for regression, an empty table, or a table with every class. Callers say it after their
+    own refusals of the table (finetune refuses a validation table of one class on its own line)."""
+    if self.task != "classification":
+      return
+    present = set(np.asarray(targets).tolist())
+    absent = [c for k, c in enumerate(self.classes) if k not in present]
+    if absent and present:
+      warn(f"{source}: no row of training class{'es' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
+           f"({len(present)} of the {len(self.classes)} training classes have rows here); "
+           + ("AUROC, one-vs-rest over every training class, has" if len(present) > 1 else
+              "MCC and AUROC, which compare classes, have") + " no value over this table")
 
   def values(self, outputs_NxK: np.ndarray) -> np.ndarray:
     """Model outputs -> class probabilities float64[N, C] (softmax) or values float64[N] in the labels' units."""

@@ -110,11 +110,9 @@ def _pooled(params, tokens_SxWxL, weights_SxWxL, *_features_SxF, graphdef):  # t
 
 def split_metrics(coding: labels_lib.LabelCoding, outputs_NxK: np.ndarray, targets: np.ndarray) -> dict:
   """The downstream metrics of head outputs against encoded targets, plus `loss` (mean cross-entropy in nats, or
-  the mean squared error of the standardised target). The first metrics over a table of one class say on stderr
-  why MCC and AUROC have no value (`LabelCoding.say_absent`)."""
+  the mean squared error of the standardised target)."""
   out = np.asarray(outputs_NxK, np.float64)
   if coding.task == "classification":
-    coding.say_absent(targets)
     m = downstream.classification_metrics(targets, coding.values(out), coding.classes)
     logz = np.log(np.exp(out - out.max(1, keepdims=True)).sum(1)) + out.max(1)
     m["loss"] = float(np.mean(logz - out[np.arange(len(out)), targets]))

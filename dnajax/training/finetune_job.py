@@ -93,6 +93,8 @@ def read_splits(paths: dict, task: str, sequence_column: str, label_column: str)
     raise UserError(f"{paths['val']}: every validation row has {what}; the best checkpoint is chosen on a metric "
                     "(MCC or Spearman) that has no value then: pass validation rows with at least two "
                     f"{'classes' if task == 'classification' else 'distinct values'}")
+  for split in splits.values():
+    coding.say_absent(split.table.source, split.targets)
   return coding, splits
 
 

@@ -199,7 +199,8 @@ def test_shared_cases(tiny_run, tmp_path, capsys):
   assert labels.LabelCoding.fit("classification", train).classes == ["0", "1"]
   three = labels.LabelCoding.fit("classification", tables.read_table(_case("three_class_train.csv"),
                                                                      require_labels=True))
-  three.targets(tables.read_table(_case("two_of_three_val.csv"), require_labels=True))
+  val = tables.read_table(_case("two_of_three_val.csv"), require_labels=True)
+  three.say_absent(val.source, three.targets(val))
   assert "no row of training class 'gc_high'" in capsys.readouterr().err
   for name in ("dup_ids.csv", "dup_ids.fa"):
     assert "'geneA' on " in _read_warnings(capsys, _case(name))
