@@ -149,29 +149,43 @@ METHODS = {"trees": "trees on per-position states + hand features (the default)"
            "full": "the whole encoder + head + hand features", "full_nofeatures": "the whole encoder + head alone"}
 
 
-def design_rows(lib: dict, base: str, model_dir: str, organism: str) -> list[dict]:
-  """Designs for the library's protein by each objective and by DNA Chisel, placed by predicted expression."""
+DESIGNS = (  # (row name, objective, --max-codon-changes, start from the median measured training variant, --lock)
+    ("dnajax design --objective pll", "pll", None, False, ()),
+    ("dnajax design --objective expression", "expression", None, False, ()),
+    ("dnajax design --objective expression --max-codon-changes 5", "expression", 5, False, ()),
+    ("dnajax design --objective expression --max-codon-changes 10", "expression", 10, False, ()),
+    ("dnajax design --objective expression --max-codon-changes 20", "expression", 20, False, ()),
+    ("dnajax design --objective expression --start-sequence MEDIAN --lock 1-10", "expression", None, True, ((1, 10),)),
+)
+
+
+def design_rows(lib: dict, base: str, model_dir: str, organism: str) -> tuple[list[dict], float]:
+  """(designs for the library's protein by each of DESIGNS and by DNA Chisel, placed by predicted expression; the
+  90th percentile of the predictor's output over the library's training rows)."""
   import dnachisel as dc
   from Bio.Seq import Seq
 
-  from dnajax.apps import design
   from dnajax.bio import codons
-  from dnajax.design import constraints, expression_search
+  from dnajax.design import constraints, expression_search, search
+  from dnajax.evaluation.engine import Engine
   from dnajax.evaluation.expression_model import ExpressionModel
 
   code = codons.ORGANISMS[codons.check_organism(organism)][1]
-  protein = str(Seq(lib["train"]["seqs"][0]).translate(table=code)).rstrip("*")
+  train = lib["train"]
+  protein = str(Seq(train["seqs"][0]).translate(table=code)).rstrip("*")
   model = ExpressionModel(model_dir)
-  measured = np.sort(np.concatenate([lib["train"]["values"], lib["val"]["values"]]))
+  engine = Engine.from_workdir(base)
+  measured = np.sort(np.concatenate([train["values"], lib["val"]["values"]]))
   usage = codons.codon_usage(organism, code)
+  median = train["seqs"][int(np.argsort(train["values"])[len(train["values"]) // 2])]
   seqs, seconds = {}, {}
-  for name, objective, bound in (("dnajax design --objective pll", "pll", None),
-                                 ("dnajax design --objective expression", "expression", None),
-                                 ("dnajax design --objective expression --max-codon-distance 10", "expression", 10)):
+  for name, objective, bound, from_median, lock in DESIGNS:
+    c = constraints.Constraints(start_sequence=median if from_median else "", lock=lock)
     t0 = time.time()
-    found, _ = design.run(base, [design.ProteinInput("mRFP1", protein)], organism, None, constraints.Constraints(),
-                          1, 0, progress=True, guide=expression_search.Guide(objective, model, bound))
-    seqs[name], seconds[name] = found[0]["sequence"], time.time() - t0
+    [found] = search.design_protein(engine, "mRFP1", protein, organism, code, c, 1, 0, search.DEFAULT_ROUNDS[objective],
+                                    guide=expression_search.Guide(objective, model, bound), progress=True)
+    seqs[name], seconds[name] = found["sequence"], time.time() - t0
+    print(f"expression_bench: {name}: {seconds[name]:.0f} s", file=sys.stderr)
   for method, label in (("use_best_codon", "most frequent codon"), ("match_codon_usage", "codon usage matched")):
     t0 = time.time()
     problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, usage, np.random.default_rng(0)),
@@ -181,30 +195,33 @@ def design_rows(lib: dict, base: str, model_dir: str, organism: str) -> list[dic
     problem.optimize()
     seqs[f"DNA Chisel CodonOptimize ({label})"], seconds[f"DNA Chisel CodonOptimize ({label})"] = (
         problem.sequence, time.time() - t0)
-  best = int(np.argmax(lib["train"]["values"]))
-  seqs["best measured training variant (reference)"] = lib["train"]["seqs"][best]
-  seconds["best measured training variant (reference)"] = None
+  best = int(np.argmax(train["values"]))
+  for what, i in (("best", best), ("median", train["seqs"].index(median))):
+    seqs[f"{what} measured training variant (reference)"] = train["seqs"][i]
+    seconds[f"{what} measured training variant (reference)"] = None
   pred = model.predict(list(seqs.values()))
   rows = []
   for (name, seq), p in zip(seqs.items(), pred):
+    ref = name.endswith("(reference)")
     rows.append({"design": name, "predicted": float(p),
                  "percentile": 100.0 * np.searchsorted(measured, p, side="right") / len(measured),
-                 "codon_distance": model.codon_distance(seq), "mfe_5prime": expression.mfe_5prime(seq),
+                 "codon_distance_to_training": model.codon_distance(seq), "mfe_5prime": expression.mfe_5prime(seq),
                  "cai": codons.cai(seq, usage), "seconds": seconds[name],
-                 "measured": lib["train"]["values"][best] if name.startswith("best measured") else None})
-  return rows
+                 "measured": train["values"][train["seqs"].index(seq)] if ref else None})
+  return rows, float(np.percentile(model.predict(train["seqs"]), 90))
 
 
-def design_table(rows: list[dict], measured_range: tuple[float, float]) -> str:
+def design_table(rows: list[dict], measured_range: tuple[float, float], p90: float) -> str:
   out = ["| mRFP1 coding sequence | PREDICTED expression | percentile of the MEASURED library values | codon "
          "distance to nearest training variant | 5' MFE (kcal/mol) | CAI | seconds (2 cores) |",
          "|---|---|---|---|---|---|---|"]
   for r in rows:
     extra = f" (measured {r['measured']:.2f})" if r["measured"] is not None else ""
     out.append(f"| {r['design']} | {r['predicted']:.3f}{extra} | {r['percentile']:.1f} | "
-               f"{render.number(r['codon_distance'], 'd', '-')} | {r['mfe_5prime']:.1f} | {r['cai']:.3f} | "
-               f"{render.number(r['seconds'], '.0f', '-')} |")
-  out.append(f"\nMeasured library values range {measured_range[0]:.2f}-{measured_range[1]:.2f} (log scale).")
+               f"{render.number(r['codon_distance_to_training'], 'd', '-')} | {r['mfe_5prime']:.1f} | "
+               f"{r['cai']:.3f} | {render.number(r['seconds'], '.0f', '-')} |")
+  out.append(f"\nMeasured library values range {measured_range[0]:.2f}-{measured_range[1]:.2f} (log scale); the "
+             f"predictor's 90th percentile over its own training rows: {p90:.3f}.")
   return "\n".join(out)
 
 
@@ -245,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
   rows, mats = feature_rows(lib, args.organism)
   rows += ridge_rows(lib, mats)
   t_features = time.time() - t0
-  designs = []
+  designs, p90 = [], None
   try:
     if args.workdir:
       rows += pll_rows(lib, args.workdir, [u for u in args.pll_units.split(",") if u], args.pll_rows)
@@ -253,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
       rows += finetune_rows(lib, args.workdir, args.finetune_dir, [m for m in args.methods.split(",") if m],
                             args.gradient_epochs)
     if args.design:
-      designs = design_rows(lib, args.workdir, os.path.join(args.finetune_dir or "", "trees"), args.organism)
+      designs, p90 = design_rows(lib, args.workdir, os.path.join(args.finetune_dir or "", "trees"), args.organism)
   except UserError as e:
     print(f"expression_bench: error: {e}", file=sys.stderr)
     return 2
@@ -262,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
   print(table(rows))
   if designs:
     values = lib["train"]["values"] + lib["val"]["values"]
-    print("\n" + design_table(designs, (min(values), max(values))))
+    print("\n" + design_table(designs, (min(values), max(values)), p90))
   if args.output:
-    writers.atomic_write_text(args.output, json.dumps({"predictors": rows, "designs": designs}, indent=1) + "\n")
+    result = {"predictors": rows, "designs": designs, "p90_train_predicted": p90}
+    writers.atomic_write_text(args.output, json.dumps(result, indent=1) + "\n")
   return 0
 
 

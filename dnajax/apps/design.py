@@ -19,10 +19,10 @@ from tqdm import tqdm
 
 from dnajax.bio import codons, expression, sequence
 from dnajax.data import readers, writers
+from dnajax.design import search
 from dnajax.design.constraints import Constraints, Infeasible
 from dnajax.design.expression_search import Guide
-from dnajax.design.search import MAX_STARTS, design_protein
-from dnajax.errors import UserError
+from dnajax.errors import UserError, warn
 from dnajax.evaluation.engine import SCORING_UNITS, Engine
 
 
@@ -100,12 +100,18 @@ def read_protein_records(path: str) -> list[tuple[str, str]]:
   return [(rid, "".join(parts)) for rid, parts in records]
 
 
-def read_proteins(protein: str | None, fasta: str | None,
-                  allow_nucleotide_letters: bool = False) -> list[ProteinInput]:
-  """The proteins of --protein or a protein FASTA, each with a unique name and its input record; UserError for
-  anything else (naming the file and record)."""
+def read_proteins(protein: str | None, fasta: str | None, allow_nucleotide_letters: bool = False,
+                  start: str = "") -> list[ProteinInput]:
+  """The proteins of --protein or a protein FASTA, each with a unique name and its input record; with a start
+  sequence (`read_start_sequence`) and neither, its translation. UserError for anything else (naming the file and
+  record)."""
+  if start and fasta:
+    raise UserError("--start-sequence improves one coding sequence: give it alone or with --protein, not with "
+                    "--protein-fasta")
+  if start and not protein:
+    return [ProteinInput("protein", _translation(start))]
   if bool(protein) == bool(fasta):
-    raise UserError("give exactly one of --protein SEQUENCE or --protein-fasta FILE")
+    raise UserError("give exactly one of --protein SEQUENCE or --protein-fasta FILE (or --start-sequence CDS)")
   if protein:
     return [ProteinInput("protein", check_protein("--protein", protein, allow_nucleotide_letters))]
   records = read_protein_records(fasta)
@@ -115,10 +121,77 @@ def read_proteins(protein: str | None, fasta: str | None,
           for i, (name, (rid, letters)) in enumerate(zip(names, records), 1)]
 
 
+def read_start_sequence(value: str | None) -> str:
+  """The --start-sequence as upper-case A/C/G/T ("" when not given): the letters given, or the one record of a FASTA
+  file of that name. UserError for other letters, a length that is not whole codons, or a file of several records."""
+  if not value:
+    return ""
+  where = "--start-sequence"
+  if os.path.isfile(value):
+    records = readers.read_file(value, keep_letters=True)
+    if len(records) != 1:
+      raise UserError(f"--start-sequence {value}: {len(records)} records; give a file with one coding sequence")
+    where, letters = f"--start-sequence {value}", records[0].letters
+  else:
+    letters = "".join(value.split())
+  seq = letters.upper().replace("U", "T")
+  bad = sorted(set(seq) - set("ACGT"))
+  if bad or not seq:
+    raise UserError(f"{where}: {'empty' if not seq else 'letters ' + ''.join(bad) + ' are not A/C/G/T/U'}; give a "
+                    "coding sequence (or a FASTA file holding one)")
+  if len(seq) % 3:
+    raise UserError(f"{where}: {len(seq)} nt is not a whole number of codons; give the coding sequence from its start "
+                    "codon")
+  return seq
+
+
+def _translation(cds: str, code: int = 11) -> str:
+  """The protein a start sequence encodes (its final stop codon, if any, dropped); UserError for an internal stop."""
+  from Bio.Seq import Seq
+
+  protein = str(Seq(cds).translate(table=code))
+  protein = protein[:-1] if protein.endswith("*") else protein
+  if "*" in protein:
+    raise UserError(f"--start-sequence: stop codon at codon {protein.index('*') + 1} of {len(cds) // 3}; give one "
+                    "open reading frame")
+  return protein
+
+
+def check_start(start: str, protein: str, usage, code: int, score_only: bool) -> tuple[str, str]:
+  """(the start sequence checked against `protein`, the stop codon appended to it or ""): the organism's most used
+  stop codon is appended when it has none (--score-only keeps it as given). UserError when it does not translate to
+  `protein`."""
+  translated = _translation(start, code)
+  if translated != protein:
+    at = next((i for i, (a, b) in enumerate(zip(translated, protein)) if a != b), min(len(translated), len(protein)))
+    raise UserError(f"--start-sequence translates to a protein of {len(translated)} aa that differs from --protein "
+                    f"({len(protein)} aa) at residue {at + 1}; give a coding sequence of the protein")
+  if len(start) == 3 * len(protein) and not score_only:
+    stop = max(usage["*"], key=usage["*"].get)
+    return start + stop, stop
+  return start, ""
+
+
+def parse_locks(values: list[str], start: str, n_codons: int) -> tuple[tuple[int, int], ...]:
+  """--lock START-END values as codon ranges (1-based, inclusive; a single N is N-N). UserError for a bad range, one
+  outside the `n_codons` codons (stop codon included), or locks without a --start-sequence to keep."""
+  if values and not start:
+    raise UserError("--lock keeps codons of --start-sequence CDS; give the coding sequence whose codons to keep")
+  out = []
+  for v in values:
+    a, _, b = v.partition("-")
+    try:
+      lo, hi = int(a), int(b or a)
+    except ValueError:
+      raise UserError(f"--lock {v!r}: give START-END codon numbers, e.g. --lock 1-20") from None
+    if not 1 <= lo <= hi <= n_codons:
+      raise UserError(f"--lock {v}: outside codons 1-{n_codons} of the start sequence (stop codon included) or END "
+                      "before START; give 1-based inclusive codon ranges")
+    out.append((lo, hi))
+  return tuple(sorted(out))
+
+
 OBJECTIVES = ("pll", "expression")
-
-
-DEFAULT_ROUNDS = {"pll": 3, "expression": 8}
 
 
 def make_guide(objective: str, expression_model: str | None, max_codon_distance: int | None) -> Guide:
@@ -143,13 +216,20 @@ def make_guide(objective: str, expression_model: str | None, max_codon_distance:
   return Guide(objective, model, max_codon_distance)
 
 
-def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | None, c: Constraints, n: int,
-        seed: int, rounds: int | None = None, progress: bool = True, pll_unit: str = "codon",
-        guide: Guide | None = None) -> tuple[list[dict], list[tuple[str, str]]]:
-  """(designs, [(protein name, why infeasible)]). Model and constraints are checked before any search; `rounds`
-  defaults to DEFAULT_ROUNDS of the objective."""
+def genetic_code(organism: str, code: int | None) -> int:
+  """The NCBI table of --genetic-code, else the organism's; UserError for an unknown organism or table."""
   code = codons.ORGANISMS[codons.check_organism(organism)][1] if code is None else code
   codons.check_genetic_code(code)
+  return code
+
+
+def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | None, c: Constraints, n: int,
+        seed: int, rounds: int | None = None, progress: bool = True, pll_unit: str = "codon",
+        guide: Guide | None = None, score_only: bool = False) -> tuple[list[dict], list[tuple[str, str]]]:
+  """(designs, [(protein name, why infeasible)]), each protein's designs ranked best first. Model and constraints are
+  checked before any search; `rounds` defaults to search.DEFAULT_ROUNDS of the objective. With `score_only`, the one
+  report of c.start_sequence as given (objective "score_only"; the constraints it breaks in `violations`)."""
+  code = genetic_code(organism, code)
   if not 0 <= c.gc_min < c.gc_max <= 1 or c.gc_window < 3:
     raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
   if c.max_homopolymer < 0 or c.avoid_repeats < 0:
@@ -157,18 +237,28 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
   if n < 1 or seed < 0:
     raise UserError("--n must be at least 1 and --seed 0 or more")
   guide = guide or Guide()
-  rounds = DEFAULT_ROUNDS[guide.objective] if rounds is None else rounds
+  rounds = search.DEFAULT_ROUNDS[guide.objective] if rounds is None else rounds
   if rounds < 0 or c.mfe_window < 1:
     raise UserError("--rounds must be 0 or more and --mfe-window at least 1")
   if pll_unit not in SCORING_UNITS:
     raise UserError(f"--pll-unit {pll_unit!r}: use codon or base")
+  if score_only and not c.start_sequence:
+    raise UserError("--score-only reports the columns of an existing coding sequence; give it as --start-sequence CDS")
   sequence.check_enzymes(c.avoid_sites)
+  if c.utr5:
+    expression.check_utr(c.utr5)
   engine = Engine.from_workdir(workdir)
   designs, infeasible = [], []
   for p in tqdm(proteins, desc="design", unit="protein", disable=not progress or len(proteins) < 2):
     try:
-      found = design_protein(engine, p.name, p.sequence, organism, code, c, n, seed, rounds, pll_unit, guide,
-                             progress)
+      if score_only:
+        usage = codons.codon_usage(organism, code)
+        found = [{**search.report(engine, p.name, p.sequence, c.start_sequence, usage, c, code, guide, pll_unit),
+                  "name": f"{p.name}_given", "objective": "score_only", "codon_changes_by_model": 0, "rank": 1,
+                  "duplicate_of": ""}]
+      else:
+        found = search.design_protein(engine, p.name, p.sequence, organism, code, c, n, seed, rounds, pll_unit,
+                                      guide, progress)
     except Infeasible as e:
       infeasible.append((p.name, str(e)))
       continue
@@ -176,10 +266,11 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
   return designs, infeasible
 
 
-REPORT_COLUMNS = ("name", "protein", "record", "record_id", "length", "objective", "model_pll", "model_pll_per_base",
-                  "pll_unit", "codon_changes_by_model", "predicted_expression", "codon_distance", "mfe_5prime", "cai",
-                  "gc", "gc_window_min", "gc_window_max", "longest_homopolymer", "repeated_kmers",
-                  "restriction_sites", "splice_sites", "translation_ok", "duplicate_of")
+REPORT_COLUMNS = ("name", "protein", "record", "record_id", "rank", "length", "objective", "model_pll",
+                  "model_pll_per_base", "pll_unit", "codon_changes_by_model", "predicted_expression",
+                  "codon_distance_to_training", "mfe_5prime", "cai", "gc", "gc_window_min", "gc_window_max",
+                  "longest_homopolymer", "repeated_kmers", "restriction_sites", "splice_sites", "translation_ok",
+                  "violations", "duplicate_of")
 
 
 def output_paths(output: str | None, report: str | None) -> list[tuple[str, str]]:
@@ -194,7 +285,7 @@ def output_paths(output: str | None, report: str | None) -> list[tuple[str, str]
 
 def write_outputs(designs: list[dict], output: str | None, report: str | None) -> str:
   """The designs FASTA (returned; also written to `output` with each design's own protein beside it, matched by
-  position, never by name) and the TSV report: all the files or none."""
+  position, never by name) and the TSV report: all the files, or none when there is no design."""
   def header(d):
     dup = f" duplicate_of={d['duplicate_of']}" if d["duplicate_of"] else ""
     pred = "" if d["predicted_expression"] is None else f" predicted_expression={d['predicted_expression']:.3f}"
@@ -205,7 +296,8 @@ def write_outputs(designs: list[dict], output: str | None, report: str | None) -
   texts = ([fasta, "".join(f">{d['name']} protein={d['protein']} record={d['record']}\n{d['protein_sequence']}\n"
                            for d in designs)] if output is not None else [])
   texts += [writers.tsv_table(designs, REPORT_COLUMNS)] if report is not None else []
-  writers.write_all([(label, path, text) for (label, path), text in zip(output_paths(output, report), texts)])
+  if designs:
+    writers.write_all([(label, path, text) for (label, path), text in zip(output_paths(output, report), texts)])
   return fasta
 
 
@@ -239,40 +331,82 @@ def add_arguments(p) -> None:
   p.add_argument("--expression-model", metavar="FT",
                  help="a `dnajax finetune --task regression` directory trained on measured expression: the objective "
                  "of --objective expression; with either objective the report gains predicted_expression and "
-                 "codon_distance (codons from the nearest sequence it was trained on)")
-  p.add_argument("--max-codon-distance", type=int,
-                 help="trust region: designs stay within this many codons of a training sequence of the expression "
-                 "model (search starts from its best-predicted training sequence of the protein; default: no bound)")
-  p.add_argument("--min-mfe-5prime", type=float,
-                 help="5' folding bound (kcal/mol, e.g. -8): the first --mfe-window nt fold no more stably than this "
-                 "(ViennaRNA; default: no bound)")
+                 "codon_distance_to_training (codons from the nearest sequence it was trained on)")
+  p.add_argument("--max-codon-distance", "--max-codon-changes", dest="max_codon_distance", type=int, metavar="K",
+                 help="trust region: designs stay within K codons of a training sequence of the expression model "
+                 "(search starts from its best-predicted training sequence of the protein; default: no bound)")
+  p.add_argument("--mfe-5prime-min", "--min-mfe-5prime", dest="mfe_5prime_min", type=float, metavar="KCAL",
+                 help="5' folding bound (kcal/mol, e.g. -8): --utr5 and the first --mfe-window nt of the CDS fold no "
+                 "more stably than this (ViennaRNA; default: no bound)")
   p.add_argument("--mfe-window", type=int, default=expression.MFE_WINDOW_NT,
                  help=f"nt of the CDS start folded for mfe_5prime and its bound (default: {expression.MFE_WINDOW_NT})")
+  p.add_argument("--utr5", default="", metavar="SEQ",
+                 help="the mRNA's 5'UTR (A/C/G/T/U), folded ahead of the CDS start for mfe_5prime (default: none, the "
+                 "CDS start alone)")
+  p.add_argument("--start-sequence", metavar="CDS",
+                 help="improve this coding sequence (letters, or a FASTA file of one record) rather than start from "
+                 "usage-weighted codons; it gives the protein when --protein is left out (a missing stop codon is "
+                 "added); further --n designs start from it with a tenth of its free codons redrawn")
+  p.add_argument("--lock", action="append", default=[], metavar="START-END",
+                 help="keep codons START-END of --start-sequence byte for byte (1-based, inclusive, stop codon "
+                 "counted; repeatable), e.g. --lock 1-20 keeps a known-good 5' end")
+  p.add_argument("--score-only", action="store_true",
+                 help="report --start-sequence's columns (PLL, predicted expression, 5' MFE, CAI, GC, the constraints "
+                 "it breaks in `violations`) without changing it; the report goes to stdout without --report")
   p.add_argument("--pll-unit", choices=("codon", "base"), default="codon",
                  help="the reported pseudo-log-likelihood masks each codon (default) or each base in turn")
   p.add_argument("--output", help="designs FASTA (the proteins go to OUTPUT.protein.fasta); default: stdout")
-  p.add_argument("--report", help="TSV: PLL, predicted expression, codon distance, 5' MFE, CAI, GC, windows, "
-                 "homopolymer, repeats, sites per design")
+  p.add_argument("--report", help="TSV, one row per design, best first: rank, PLL, predicted expression, codon "
+                 "distance to training, 5' MFE, CAI, GC, windows, homopolymer, repeats, sites, violations")
+
+
+def constraints_of(args, start: str, protein: str) -> Constraints:
+  """The Constraints of the command line, with the start sequence and its locks (`parse_locks`)."""
+  try:
+    utr5 = expression.check_utr(args.utr5)
+  except UserError as e:
+    raise UserError(f"--utr5: {e}") from None
+  return Constraints(args.gc_min, args.gc_max, args.gc_window,
+                     tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
+                     args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites, args.mfe_5prime_min,
+                     args.mfe_window, utr5, start, parse_locks(args.lock, start, len(protein) + 1))
 
 
 def main(args, overrides) -> int:
-  writers.check_outputs(output_paths(args.output, args.report), [("--protein-fasta", args.protein_fasta or "")])
-  proteins = read_proteins(args.protein, args.protein_fasta, args.allow_nucleotide_letters)
-  c = Constraints(args.gc_min, args.gc_max, args.gc_window,
-                  tuple(x.strip() for x in args.avoid_sites.split(",") if x.strip()),
-                  args.max_homopolymer, args.avoid_repeats, args.avoid_splice_sites, args.min_mfe_5prime,
-                  args.mfe_window)
+  report = args.report if args.report is not None or not args.score_only else "-"
+  writers.check_outputs(output_paths(args.output, None if report == "-" else report),
+                        [("--protein-fasta", args.protein_fasta or "")])
+  code = genetic_code(args.organism, args.genetic_code)
+  start = read_start_sequence(args.start_sequence)
+  proteins = read_proteins(args.protein, args.protein_fasta, args.allow_nucleotide_letters, start)
+  start, stop = check_start(start, proteins[0].sequence, codons.codon_usage(args.organism, code), code,
+                            args.score_only) if start else ("", "")
+  c = constraints_of(args, start, proteins[0].sequence)
   guide = make_guide(args.objective, args.expression_model, args.max_codon_distance)
-  designs, infeasible = run(args.workdir, proteins, args.organism, args.genetic_code, c, args.n, args.seed,
-                            args.rounds, pll_unit=args.pll_unit, guide=guide)
-  fasta = write_outputs(designs, args.output, args.report)
+  if stop:  # said once the command line is known to be good
+    warn(f"--start-sequence has no stop codon; {stop} (the organism's most used) is added")
+  designs, infeasible = run(args.workdir, proteins, args.organism, code, c, args.n, args.seed, args.rounds,
+                            pll_unit=args.pll_unit, guide=guide, score_only=args.score_only)
+  if report == "-":
+    write_outputs(designs, args.output, None)
+    sys.stdout.write(writers.tsv_table(designs, REPORT_COLUMNS))
+    for d in designs:
+      if d["violations"]:
+        warn(f"{d['name']}: the sequence given breaks {', '.join(d['violations'])} (the report's violations column)")
+    return 0
+  fasta = write_outputs(designs, args.output, report)
   if args.output is None:
     sys.stdout.write(fasta)
   for d in designs:
     if d["duplicate_of"]:
-      print(f"dnajax: warning: design {d['name']} is identical to {d['duplicate_of']}: no other coding sequence for "
-            f"{d['protein']} meeting the constraints was found ({MAX_STARTS} starts, then every single "
-            "synonymous codon change); marked in the report's duplicate_of column", file=sys.stderr)
+      warn(f"design {d['name']} is identical to {d['duplicate_of']}: no other coding sequence for {d['protein']} "
+           f"meeting the constraints was found ({search.MAX_STARTS} starts, then every single synonymous codon "
+           "change); marked in the report's duplicate_of column")
   for name, why in infeasible:
     print(f"dnajax: error: protein {name}: infeasible: {why}", file=sys.stderr)
+  if designs:  # a run with no design says only why (its error lines) and writes nothing
+    to = ", ".join(path for _, path in output_paths(args.output, report)) or "stdout"
+    print(f"dnajax: design: {len(designs)} design{'s' if len(designs) != 1 else ''} of "
+          f"{len(proteins) - len(infeasible)} of {len(proteins)} protein{'s' if len(proteins) != 1 else ''} "
+          f"({guide.objective} objective) written to {to}", file=sys.stderr)
   return 2 if infeasible else 0

@@ -29,6 +29,27 @@ class Constraints:
   avoid_splice_sites: bool = False  # consensus splice donors/acceptors on the coding strand (eukaryotic hosts)
   min_mfe_5prime: float | None = None  # kcal/mol: the 5' end folds no more stably than this (None: no bound)
   mfe_window: int = expression.MFE_WINDOW_NT  # nt of the CDS start folded for mfe_5prime
+  utr5: str = ""  # the 5'UTR folded ahead of the CDS start for mfe_5prime (DNA or RNA letters; "" for none)
+  start_sequence: str = ""  # the CDS a design starts from (upper-case A/C/G/T, stop codon included; "" for none)
+  lock: tuple[tuple[int, int], ...] = ()  # codon ranges (1-based, inclusive) kept as they are in start_sequence
+
+  def locked_codons(self) -> set[int]:
+    """0-based indices of the codons `lock` keeps."""
+    return {j for a, b in self.lock for j in range(a - 1, b)}
+
+
+def mfe(seq: str, c: Constraints) -> float:
+  """mfe_5prime of a design (kcal/mol): c.utr5 and the first c.mfe_window nt of `seq`, as expression.mfe_5prime."""
+  return expression.mfe_5prime(seq, c.mfe_window, c.utr5)
+
+
+def codon_options(protein: str, usage, c: Constraints) -> list[tuple[str, ...]]:
+  """The codons each position of a coding sequence of `protein` (stop codon included) may take: the synonymous codons
+  of its amino acid under `usage`, or only the start sequence's codon where `c.lock` keeps it. Every search move is
+  drawn from these, so a locked codon is never changed."""
+  locked = c.locked_codons()
+  return [(c.start_sequence[3 * j:3 * j + 3],) if j in locked else tuple(usage[aa])
+          for j, aa in enumerate(protein + "*")]
 
 
 class Infeasible(UserError):
@@ -40,7 +61,9 @@ def chisel_checks(protein: str, c: Constraints, code: int) -> dict[str, list]:
   `protein` (stop codon included). Each specification passes exactly when dnajax's re-check of that name does:
   the GC window is min(window, sequence length), as in sequence.gc_windows (DNA Chisel passes any sequence shorter
   than its window); homopolymers are runs of any base, sites patterns on either strand, repeats k-mers counted with
-  their reverse complements, splice sites patterns on the coding strand."""
+  their reverse complements, splice sites patterns on the coding strand. Translation and locked codons are enforced by
+  DNA Chisel's mutation space while it solves, not evaluated after: the search keeps them by moving only among
+  `codon_options`, and `violations` re-checks both."""
   import dnachisel as dc
   from Bio.Data import CodonTable
 
@@ -57,6 +80,8 @@ def chisel_checks(protein: str, c: Constraints, code: int) -> dict[str, list]:
     checks["repeats"] = [dc.UniquifyAllKmers(c.avoid_repeats, include_reverse_complement=True)]
   if c.avoid_splice_sites:
     checks["splice_site"] = [dc.AvoidPattern(p, strand=1) for p in sequence.SPLICE_PATTERNS.values()]
+  if c.lock:  # the solver leaves these bases as the problem starts (start_from(c.start_sequence))
+    checks["lock"] = [dc.AvoidChanges(location=(3 * (a - 1), 3 * b)) for a, b in c.lock]
   return checks
 
 
@@ -99,13 +124,15 @@ def start_from(seq: str, protein: str, c: Constraints, code: int):
 
 
 def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
-  """The design's report: translation check, CAI, GC (overall and window extremes), homopolymer, repeated k-mers,
-  restriction and splice sites, all measured on the final sequence."""
+  """The design's report: translation check (`protein` and a stop codon; a scored sequence without one translates to
+  `protein` alone), 5' MFE (`mfe`), CAI, GC (overall and window extremes), homopolymer, repeated k-mers, restriction
+  and splice sites, all measured on the final sequence."""
   from Bio.Seq import Seq
 
   lo, hi = sequence.gc_windows(seq, c.gc_window)
-  return {"translation_ok": str(Seq(seq).translate(table=code)) == protein + "*",
-          "mfe_5prime": expression.mfe_5prime(seq, c.mfe_window),
+  translated = str(Seq(seq[:len(seq) // 3 * 3]).translate(table=code))
+  return {"translation_ok": len(seq) % 3 == 0 and translated in (protein + "*", protein) and "*" not in translated[:-1],
+          "mfe_5prime": mfe(seq, c),
           "cai": codons.cai(seq, usage), "gc": sequence.gc_content(seq), "gc_window_min": lo,
           "gc_window_max": hi, "longest_homopolymer": sequence.longest_homopolymer(seq),
           "repeated_kmers": sequence.repeated_kmers(seq, c.avoid_repeats or 20),
@@ -115,7 +142,8 @@ def describe(seq: str, protein: str, usage, c: Constraints, code: int) -> dict:
 
 def violations(d: dict, c: Constraints, max_codon_distance: int | None = None) -> list[str]:
   """The constraints a described design breaks (dnajax's own re-check after DNA Chisel's solver), with the 5' folding
-  bound and the trust region (`d["codon_distance"]`)."""
+  bound, the trust region (`d["codon_distance_to_training"]`) and the locked codons (`d["sequence"]` against
+  c.start_sequence)."""
   v = []
   if not d["translation_ok"]:
     v.append("translation")
@@ -132,6 +160,9 @@ def violations(d: dict, c: Constraints, max_codon_distance: int | None = None) -
     v.append("splice_site")
   if c.min_mfe_5prime is not None and d["mfe_5prime"] < c.min_mfe_5prime - 1e-9:
     v.append("mfe_5prime")
-  if max_codon_distance is not None and (d.get("codon_distance") is None or d["codon_distance"] > max_codon_distance):
-    v.append("codon_distance")
+  distance = d.get("codon_distance_to_training")
+  if max_codon_distance is not None and (distance is None or distance > max_codon_distance):
+    v.append("codon_distance_to_training")
+  if any(d["sequence"][3 * j:3 * j + 3] != c.start_sequence[3 * j:3 * j + 3] for j in c.locked_codons()):
+    v.append("lock")
   return v

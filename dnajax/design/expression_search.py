@@ -15,16 +15,23 @@ import math
 import numpy as np
 from tqdm import tqdm
 
-from dnajax.bio import expression
-from dnajax.design.constraints import Constraints, Infeasible, chisel_pass, feasible_start, start_from
+from dnajax.design.constraints import (
+  Constraints,
+  Infeasible,
+  chisel_pass,
+  codon_options,
+  feasible_start,
+  mfe,
+  start_from,
+)
 
 
 @dataclasses.dataclass
 class Guide:
   """What the search maximises - "pll" (the model's estimate, as always) or "expression" (a fine-tuned predictor's
   output) - with the predictor (`expression_model.ExpressionModel`, optional for pll: then it only fills the report's
-  predicted_expression and codon_distance) and the trust region: at most `max_codon_distance` codons from the nearest
-  sequence the predictor was trained on (None: no bound)."""
+  predicted_expression and codon_distance_to_training) and the trust region: at most `max_codon_distance` codons from
+  the nearest sequence the predictor was trained on (None: no bound)."""
 
   objective: str = "pll"
   model: object = None
@@ -34,11 +41,11 @@ class Guide:
 LINE_SEARCH = 16  # best single changes combined per pass of improve_expression
 
 
-def synonymous_changes(seq: str, protein: str, usage, codon_ids=None) -> list[tuple[int, str]]:
-  """(codon index, codon) of every single synonymous codon change of `seq` (at `codon_ids`, default all codons)."""
-  aa = protein + "*"
-  return [(j, c) for j in (range(len(aa)) if codon_ids is None else codon_ids)
-          for c in usage[aa[j]] if c != seq[3 * j:3 * j + 3]]
+def synonymous_changes(seq: str, options, codon_ids=None) -> list[tuple[int, str]]:
+  """(codon index, codon) of every single codon change of `seq` among `options` (constraints.codon_options: the
+  synonymous codons of each position, one for a locked codon), at `codon_ids` (default all codons)."""
+  return [(j, c) for j in (range(len(options)) if codon_ids is None else codon_ids)
+          for c in options[j] if c != seq[3 * j:3 * j + 3]]
 
 
 def _changed(seq: str, j: int, codon: str) -> str:
@@ -55,9 +62,9 @@ def _accepted(problem, seqs, accept) -> list[bool]:
   return out
 
 
-def improve_expression(model, problem, protein: str, usage, rounds: int, accept=chisel_pass,
-                       progress: bool = False) -> int:
-  """Greedy ascent of the predicted expression (`model.predict`) over synonymous codon changes that keep
+def improve_expression(model, problem, options, rounds: int, accept=chisel_pass, progress: bool = False) -> int:
+  """Greedy ascent of the predicted expression (`model.predict`) over synonymous codon changes (among `options`,
+  constraints.codon_options) that keep
   `accept(problem)`; returns how many codons changed. Each pass predicts every accepted single change at once (one
   batch), then combines the LINE_SEARCH best gains, applied cumulatively in order of gain (a change that would break
   `accept` is skipped), and takes the best of the single best change and those combinations when it beats the
@@ -66,7 +73,7 @@ def improve_expression(model, problem, protein: str, usage, rounds: int, accept=
   changed = 0
   for _ in tqdm(range(rounds), desc="expression search", unit="pass", leave=False, disable=not progress):
     seq = problem.sequence
-    moves = synonymous_changes(seq, protein, usage)
+    moves = synonymous_changes(seq, options)
     moves = [m for m, ok in zip(moves, _accepted(problem, [_changed(seq, *m) for m in moves], accept)) if ok]
     if not moves:
       break
@@ -92,19 +99,21 @@ def improve_expression(model, problem, protein: str, usage, rounds: int, accept=
   return changed
 
 
-def raise_mfe(problem, protein: str, usage, c: Constraints, accept=chisel_pass) -> int:
-  """Synonymous changes in the folded 5' window, each the one that raises mfe_5prime most while `accept(problem)`
-  holds, until it reaches c.min_mfe_5prime; returns how many. Raises Infeasible when no change raises it further."""
-  changes, window_codons = 0, range(min(len(protein) + 1, -(-c.mfe_window // 3)))
-  while (mfe := expression.mfe_5prime(problem.sequence, c.mfe_window)) < c.min_mfe_5prime:
+def raise_mfe(problem, options, c: Constraints, accept=chisel_pass) -> int:
+  """Synonymous changes (among `options`) in the folded 5' window, each the one that raises mfe_5prime (`mfe`: c.utr5
+  and the CDS start) most while `accept(problem)` holds, until it reaches c.min_mfe_5prime; returns how many. Raises
+  Infeasible when no change raises it further."""
+  changes, window_codons = 0, range(min(len(options), -(-c.mfe_window // 3)))
+  while (now := mfe(problem.sequence, c)) < c.min_mfe_5prime:
     seq = problem.sequence
-    moves = synonymous_changes(seq, protein, usage, window_codons)
+    moves = synonymous_changes(seq, options, window_codons)
     seqs = [_changed(seq, *m) for m in moves]
     ok = _accepted(problem, seqs, accept)
-    energies = [expression.mfe_5prime(x, c.mfe_window) if good else -math.inf for x, good in zip(seqs, ok)]
-    if not energies or max(energies) <= mfe:
+    energies = [mfe(x, c) if good else -math.inf for x, good in zip(seqs, ok)]
+    if not energies or max(energies) <= now:
+      utr = f" after the {len(c.utr5)}-nt --utr5" if c.utr5 else ""
       raise Infeasible(f"no sequence with mfe_5prime >= {c.min_mfe_5prime} kcal/mol over the first {c.mfe_window} "
-                       f"nt was found (synonymous changes reached {mfe:.2f}); lower --min-mfe-5prime")
+                       f"nt{utr} was found (synonymous changes reached {now:.2f}); lower --mfe-5prime-min")
     problem.sequence = seqs[int(np.argmax(energies))]
     changes += 1
   return changes
@@ -126,15 +135,25 @@ def ranked_training(guide: Guide, protein: str, code: int) -> list[str]:
 
 def design_start(protein: str, usage, c: Constraints, code: int, rng, guide: Guide, ranked: list[str], k: int,
                  accept):
-  """The k-th design's feasible start. Usage-weighted random codons (`feasible_start`), except that with a trust
-  region, or for the expression objective, the k-th best-predicted training sequence of the protein comes first (made
-  feasible by DNA Chisel): for the expression objective, the better predicted of the two. Then the 5' folding bound
+  """The k-th design's feasible start, made feasible by DNA Chisel (fewest changes; locked codons untouched). With
+  c.start_sequence: that sequence for the first design, and for later ones that sequence with a seeded tenth of its
+  free codons redrawn by usage (`perturbed`). Otherwise usage-weighted random codons (`feasible_start`), except that
+  with a trust region, or for the expression objective, the k-th best-predicted training sequence of the protein
+  comes first: for the expression objective, the better predicted of the two. Then the 5' folding bound
   (`raise_mfe`). Raises Infeasible when no start meets every constraint and bound."""
+  options = codon_options(protein, usage, c)
   starts = []
-  if ranked and (guide.objective == "expression" or guide.max_codon_distance is not None):
-    starts.append(start_from(ranked[k % len(ranked)], protein, c, code))
-  if not starts or (guide.objective == "expression" and guide.max_codon_distance is None):
-    starts.append(feasible_start(protein, usage, c, code, rng))
+  if c.start_sequence:
+    seq = c.start_sequence if k == 0 else perturbed(c.start_sequence, options, usage, protein, rng)
+    starts.append(start_from(seq, protein, c, code))
+    if starts[0] is None:
+      raise Infeasible("the --start-sequence cannot be made to meet the constraints without changing its locked "
+                       "codons" if c.lock else "no sequence near the --start-sequence meets the constraints")
+  else:
+    if ranked and (guide.objective == "expression" or guide.max_codon_distance is not None):
+      starts.append(start_from(ranked[k % len(ranked)], protein, c, code))
+    if not starts or (guide.objective == "expression" and guide.max_codon_distance is None):
+      starts.append(feasible_start(protein, usage, c, code, rng))
   starts = [p for p in starts if p is not None]
   if not starts:
     raise Infeasible("no sequence satisfies the constraints near the predictor's training sequences")
@@ -143,7 +162,7 @@ def design_start(protein: str, usage, c: Constraints, code: int, rng, guide: Gui
     starts = [starts[int(np.argmax(pred))]]
   problem = starts[0]
   if c.min_mfe_5prime is not None:
-    raise_mfe(problem, protein, usage, c, lambda p: chisel_pass(p) and within_trust(guide, p.sequence))
+    raise_mfe(problem, options, c, lambda p: chisel_pass(p) and within_trust(guide, p.sequence))
   if guide.max_codon_distance is not None and not within_trust(guide, problem.sequence):
     d = guide.model.codon_distance(problem.sequence)
     raise Infeasible(f"the feasible start is {'not comparable to any' if d is None else f'{d} codons from the nearest'}"
@@ -151,6 +170,20 @@ def design_start(protein: str, usage, c: Constraints, code: int, rng, guide: Gui
   if not accept(problem):
     raise Infeasible("no start meeting every constraint was found")
   return problem
+
+
+PERTURBED_FRACTION = 0.1  # share of the free codons redrawn for each further design from a --start-sequence
+
+
+def perturbed(seq: str, options, usage, protein: str, rng) -> str:
+  """`seq` with PERTURBED_FRACTION of its free codons (more than one option) redrawn by codon usage (seeded by
+  `rng`), so that further designs from one start sequence search from different places."""
+  free = [j for j, o in enumerate(options) if len(o) > 1]
+  out = list(seq[i:i + 3] for i in range(0, len(seq), 3))
+  for j in rng.choice(free, size=max(1, round(PERTURBED_FRACTION * len(free))), replace=False) if free else []:
+    weights = np.array([usage[(protein + "*")[j]][x] for x in options[j]], np.float64)
+    out[j] = options[j][rng.choice(len(options[j]), p=weights / weights.sum())]
+  return "".join(out)
 
 
 def within_trust(guide: Guide, seq: str) -> bool:

@@ -50,6 +50,9 @@ def is_finetuned(workdir: str) -> bool:
 def read_info(workdir: str) -> dict:
   """The parsed finetune.json of a fine-tuning directory; UserError when it is missing or unreadable."""
   path = os.path.join(workdir, INFO)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise UserError(f"{workdir}: a file, not a fine-tuning directory; pass the --output directory of `dnajax "
+                    "finetune`")
   try:
     with open(path) as f:
       return json.load(f)

@@ -117,7 +117,7 @@ def test_expression_design_beats_pll_design_and_keeps_bounds(expression_ft, tmp_
     seq = open(tmp_path / f"{objective}.fasta").read().split("\n")[1]
     assert str(Seq(seq).translate(table=11)) == PROTEIN + "*" and r["objective"] == objective
     assert np.isclose(float(r["predicted_expression"]), model.predict([seq])[0], atol=1e-4)
-    assert int(r["codon_distance"]) == model.codon_distance(seq)
+    assert int(r["codon_distance_to_training"]) == model.codon_distance(seq)
     assert np.isclose(float(r["mfe_5prime"]), expression.mfe_5prime(seq), atol=1e-4)
   assert float(reports["expression"]["predicted_expression"]) >= float(reports["pll"]["predicted_expression"])
   best_training = max(model.predict(model.training))
@@ -125,12 +125,12 @@ def test_expression_design_beats_pll_design_and_keeps_bounds(expression_ft, tmp_
   # Trust region and folding bound: every design within them, and their columns say so.
   report = tmp_path / "bounded.tsv"
   assert cli.main(["design", "--workdir", base, "--protein", PROTEIN, "--objective", "expression",
-                   "--expression-model", ft, "--rounds", "2", "--max-codon-distance", "2", "--min-mfe-5prime", "-3",
+                   "--expression-model", ft, "--rounds", "2", "--max-codon-changes", "2", "--mfe-5prime-min", "-3",
                    "--n", "2", "--report", str(report), "--output", str(tmp_path / "b.fasta")]) == 0
   header, *rows = [line.split("\t") for line in report.read_text().splitlines()]
   for row in rows:
     r = dict(zip(header, row))
-    assert int(r["codon_distance"]) <= 2 and float(r["mfe_5prime"]) >= -3
+    assert int(r["codon_distance_to_training"]) <= 2 and float(r["mfe_5prime"]) >= -3
   capsys.readouterr()
 
 
@@ -140,9 +140,10 @@ def test_search_steps_only_up_and_within_the_region(expression_ft):
   usage = codons.codon_usage("e_coli", 11)
   guide = expression_search.Guide("expression", model, 3)
   start = expression_search.ranked_training(guide, PROTEIN, 11)[-1]  # the worst-predicted training sequence
-  problem = constraints.start_from(start, PROTEIN, constraints.Constraints(), 11)
+  c = constraints.Constraints()
+  problem = constraints.start_from(start, PROTEIN, c, 11)
   before = model.predict([problem.sequence])[0]
-  changes = expression_search.improve_expression(model, problem, PROTEIN, usage, 3,
+  changes = expression_search.improve_expression(model, problem, constraints.codon_options(PROTEIN, usage, c), 3,
                                       lambda p: expression_search.within_trust(guide, p.sequence))
   after = model.predict([problem.sequence])[0]
   assert changes >= 1 and after > before and model.codon_distance(problem.sequence) <= 3
@@ -185,12 +186,13 @@ def test_raise_mfe_reaches_the_bound_or_says_it_cannot():
   start = expression.mfe_5prime(gc_rich)
   c = constraints.Constraints(min_mfe_5prime=start + 2.0)
   problem = constraints.start_from(gc_rich, PROTEIN, c, 11)
-  assert expression_search.raise_mfe(problem, PROTEIN, usage, c) >= 1
+  options = constraints.codon_options(PROTEIN, usage, c)
+  assert expression_search.raise_mfe(problem, options, c) >= 1
   assert expression.mfe_5prime(problem.sequence) >= start + 2.0
   assert str(Seq(problem.sequence).translate(table=11)) == PROTEIN + "*"
-  with pytest.raises(constraints.Infeasible, match="lower --min-mfe-5prime"):
+  with pytest.raises(constraints.Infeasible, match="lower --mfe-5prime-min"):
     # A bound above any MFE (<= 0):
-    expression_search.raise_mfe(problem, PROTEIN, usage, constraints.Constraints(min_mfe_5prime=0.1))
+    expression_search.raise_mfe(problem, options, constraints.Constraints(min_mfe_5prime=0.1))
 
 
 def test_gradient_head_reads_the_hand_features(expression_ft, tmp_path, capsys):
@@ -252,3 +254,106 @@ def test_auto_features_keep_a_native_gene_set_with_a_few_odd_genes():
   assert hand_features.choose("auto", "e_coli", table(frameshift)) == "none"
   with pytest.raises(UserError, match="row 1 .*not a coding sequence"):
     hand_features.choose("expression", "e_coli", table(frameshift))
+
+
+# ------------------------------------------------------- start sequence, locks, score-only, top-N, 5'UTR (issue 31)
+def _report(path) -> list[dict]:
+  header, *rows = [line.split("\t") for line in open(path).read().splitlines()]
+  return [dict(zip(header, row)) for row in rows]
+
+
+def test_lock_and_start_sequence_keep_the_locked_codons(expression_ft, tmp_path, capsys):
+  base, ft, _, val = expression_ft
+  start = val[0][0]
+  out, report = tmp_path / "d.fasta", tmp_path / "d.tsv"
+  assert cli.main(["design", "--workdir", base, "--start-sequence", start.lower(), "--lock", "1-8", "--lock", "20-22",
+                   "--objective", "expression", "--expression-model", ft, "--rounds", "2", "--n", "3",
+                   "--gc-min", "0.3", "--gc-max", "0.7", "--output", str(out), "--report", str(report)]) == 0
+  err = capsys.readouterr().err
+  assert "dnajax: design: 3 designs of 1 of 1 protein (expression objective) written to" in err
+  seqs = [block.split("\n")[1] for block in out.read_text().split(">")[1:]]
+  rows = _report(report)
+  assert [r["rank"] for r in rows] == ["1", "2", "3"] and [r["name"] for r in rows] == [
+      f"protein_design{k}" for k in (1, 2, 3)]
+  pred = [float(r["predicted_expression"]) for r in rows]
+  assert pred == sorted(pred, reverse=True)  # ranked by the objective
+  model = ExpressionModel(ft)
+  assert float(rows[0]["predicted_expression"]) >= model.predict([start])[0] - 1e-6  # never worse than the start
+  for seq, r in zip(seqs, rows):
+    assert seq[:24] == start[:24] and seq[57:66] == start[57:66]  # codons 1-8 and 20-22 byte for byte
+    assert str(Seq(seq).translate(table=11)) == PROTEIN + "*" and r["violations"] == ""
+    assert r["codon_distance_to_training"] != "" and r["objective"] == "expression"
+  assert len(set(seqs)) == 3
+
+
+def test_score_only_reports_the_sequence_unchanged(expression_ft, tmp_path, capsys):
+  base, ft, _, val = expression_ft
+  start = val[1][0]
+  code = cli.main(["design", "--workdir", base, "--start-sequence", start, "--score-only", "--expression-model", ft,
+                   "--gc-max", "0.4", "--utr5", "GGGAAAUUUCCC"])
+  out, err = capsys.readouterr()
+  [row] = [dict(zip(*[line.split("\t") for line in out.splitlines()]))]
+  assert code == 0 and row["objective"] == "score_only" and row["codon_changes_by_model"] == "0"
+  assert np.isclose(float(row["predicted_expression"]), ExpressionModel(ft).predict([start])[0], atol=1e-4)
+  assert np.isclose(float(row["mfe_5prime"]), expression.mfe_5prime(start, utr5="GGGAAATTTCCC"), atol=1e-4)
+  assert row["codon_distance_to_training"] != "" and row["translation_ok"] == "True"
+  assert row["violations"] == "gc" and "breaks gc" in err  # it is scored as it is, not fixed
+  # The same sequence without its stop codon is scored as given, too.
+  assert cli.main(["design", "--workdir", base, "--start-sequence", start[:-3], "--score-only"]) == 0
+  out, _ = capsys.readouterr()
+  row = dict(zip(*[line.split("\t") for line in out.splitlines()]))
+  assert row["length"] == str(len(start) - 3) and row["translation_ok"] == "True"
+
+
+def test_5prime_bound_with_a_utr_holds(expression_ft, tmp_path, capsys):
+  base, _, _, val = expression_ft
+  report = tmp_path / "r.tsv"
+  utr = "GGGCCCAAAGGGCCC"
+  start = val[2][0]
+  bound = expression.mfe_5prime(start, utr5=utr) + 1.0
+  assert cli.main(["design", "--workdir", base, "--protein", PROTEIN, "--start-sequence", start, "--utr5", utr,
+                   "--mfe-5prime-min", str(bound), "--rounds", "1", "--report", str(report),
+                   "--output", str(tmp_path / "d.fa")]) == 0
+  [row] = _report(report)
+  seq = (tmp_path / "d.fa").read_text().split("\n")[1]
+  assert float(row["mfe_5prime"]) >= bound and np.isclose(expression.mfe_5prime(seq, utr5=utr),
+                                                         float(row["mfe_5prime"]), atol=1e-4)
+  capsys.readouterr()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--protein", "MKK", "--lock", "1-5"], "--lock keeps codons of --start-sequence"),
+    (["--start-sequence", "ATGAAAAAA", "--lock", "2-9"], "--lock 2-9: outside codons 1-4"),
+    (["--start-sequence", "ATGAAAAAA", "--lock", "x"], "--lock 'x': give START-END"),
+    (["--start-sequence", "ATGAAGAAATAA", "--protein", "MKR"], "differs from --protein"),
+    (["--start-sequence", "ATGAAGAA"], "not a whole number of codons"),
+    (["--start-sequence", "ATGTAAAAA"], "stop codon at codon 2"),
+    (["--score-only", "--protein", "MKK"], "--score-only reports the columns of an existing"),
+    (["--protein", "MKK", "--utr5", "ACGX"], "--utr5: 5'UTR has letters"),
+])
+def test_start_lock_and_score_only_refusals(tiny_run, tmp_path, capsys, extra, needle):
+  base, _ = tiny_run
+  out = tmp_path / "d.fasta"
+  assert needle in refused(capsys, "design", "--workdir", base, "--output", str(out), *extra)
+  assert not os.listdir(tmp_path)
+
+
+def test_expression_model_refusals_name_the_fix(tiny_run, tmp_path, capsys):
+  base, _ = tiny_run
+  f = tmp_path / "model.txt"
+  f.write_text("x")
+  line = refused(capsys, "design", "--workdir", base, "--protein", "MKK", "--objective", "expression",
+                 "--expression-model", str(f))
+  assert "a file, not a fine-tuning directory" in line
+  line = refused(capsys, "design", "--workdir", base, "--protein", "MKK", "--objective", "expression",
+                 "--expression-model", base)
+  assert "not a fine-tuning directory" in line
+
+
+def test_an_infeasible_only_run_writes_nothing(tiny_run, tmp_path, capsys):
+  base, _ = tiny_run
+  code = cli.main(["design", "--workdir", base, "--protein", "KKKKKKKKKKFFFFFFFFFFNNNNN", "--gc-min", "0.6",
+                   "--gc-max", "0.7", "--gc-window", "30", "--output", str(tmp_path / "d.fasta"),
+                   "--report", str(tmp_path / "d.tsv")])
+  assert code == 2 and not os.listdir(tmp_path)
+  assert len(capsys.readouterr().err.strip().splitlines()) == 1
