@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import json
 import os
 import sys
 import time
@@ -32,7 +31,7 @@ import time
 import numpy as np
 
 from dnajax.bio import codons, sequence
-from dnajax.data import features, tokens, writers
+from dnajax.data import corpus, features, rundir, tokens, writers
 from dnajax.design import constraints, search
 from dnajax.errors import UserError
 from dnajax.evaluation import render
@@ -51,13 +50,7 @@ TRAIN_HINT = "dnajax train --config configs/cds.py --workdir WORKDIR --data {gen
 
 def corpus_split(workdir: str) -> dict[str, str]:
   """Segment name -> "train" or "val" of the run's corpus; UserError when the workdir has no readable corpus."""
-  path = os.path.join(workdir, "corpus", "index.json")
-  try:
-    with open(path) as f:
-      return {s["name"]: s["split"] for s in json.load(f)["segments"]}
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise UserError(f"{path}: cannot read the run's corpus index ({getattr(e, 'strerror', None) or e}); pass the "
-                    "--workdir of a run trained on GenBank files with configs/cds.py") from None
+  return {s["name"]: s["split"] for s in corpus.Corpus(rundir.corpus_dir(workdir)).segments}
 
 
 def read_genbank(genbank: str) -> list:

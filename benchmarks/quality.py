@@ -24,7 +24,7 @@ import time
 from dnajax import cli
 from dnajax import config as config_lib
 from dnajax.apps import evaluate
-from dnajax.data import writers
+from dnajax.data import rundir, writers
 from dnajax.data.corpus import Corpus
 from dnajax.errors import UserError
 from dnajax.evaluation import render
@@ -55,7 +55,7 @@ def _train(cfg, workdir: str, progress: bool) -> float:
 def _validation_rows(workdir: str, dataset: str, minutes: float, rates=(None,)) -> list[dict]:
   """The run's own validation split, re-scored at each mask rate (None: the config's)."""
   engine = Engine.from_workdir(workdir)
-  corpus = Corpus(os.path.join(workdir, "corpus"))
+  corpus = Corpus(rundir.corpus_dir(workdir))
   rows = []
   for rate in rates:
     v = Validation(engine.cfg, corpus, mask_rate=rate).run(engine)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
-import json
 import os
 import shutil
 import sys
@@ -42,7 +41,7 @@ import numpy as np
 
 from dnajax import cli
 from dnajax.bio import coding_variants
-from dnajax.data import features, synthetic, tokens, writers
+from dnajax.data import features, rundir, synthetic, tokens, vcf_writer, writers
 from dnajax.data.corpus import Corpus
 from dnajax.errors import UserError
 from dnajax.evaluation import baselines, render
@@ -59,7 +58,8 @@ K = baselines.MAX_K  # the k-mer model looks at most K bases each side: its rows
 # ----------------------------------------------------------------------------------------------------- shared
 def ensure_run(workdir: str, config: str, data: list[str], progress: bool) -> str:
   """Minutes `dnajax train` took here ('reused' when `workdir` already holds a trained run)."""
-  if os.path.isdir(os.path.join(workdir, "checkpoints")) and os.path.isfile(os.path.join(workdir, "config.json")):
+  if rundir.kind(workdir) == rundir.PRETRAINING and os.path.isdir(rundir.checkpoints_dir(workdir,
+                                                                                         rundir.read_config(workdir))):
     return "reused"
   t0 = time.time()
   argv = ["train", "--config", config, "--workdir", workdir] + (["--data", *data] if data else [])
@@ -69,15 +69,12 @@ def ensure_run(workdir: str, config: str, data: list[str], progress: bool) -> st
 
 
 def seq_len_of(workdir: str) -> int:
-  with open(os.path.join(workdir, "config.json")) as f:
-    return int(json.load(f)["data"]["seq_len"])
+  return int(rundir.pretraining(workdir).data.seq_len)
 
 
 def write_vcf(path: str, rows: list[tuple[str, int, str, str, str]]) -> None:
   """A VCF 4.2 of (chrom, 1-based pos, id, ref, alt) rows, in the order given."""
-  lines = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
-  lines += [f"{c}\t{p}\t{i}\t{r}\t{a}\t.\t.\t." for c, p, i, r, a in rows]
-  writers.atomic_write_text(path, "\n".join(lines) + "\n")
+  writers.atomic_write_text(path, vcf_writer.minimal(rows))
 
 
 def run_vep(workdir: str, reference: str, vcf: str, out_tsv: str, strands: str) -> tuple[list[dict], float]:
@@ -101,9 +98,8 @@ def scores_of(rows: list[dict], ids: list[str] | None = None) -> np.ndarray:
 
 def kmer_model(workdir: str) -> baselines.KmerModel:
   """The k-mer context model of the run's training split, sizes chosen as `dnajax train` chooses them."""
-  with open(os.path.join(workdir, "config.json")) as f:
-    data = json.load(f)["data"]
-  corpus = Corpus(os.path.join(workdir, "corpus"))
+  data = rundir.pretraining(workdir).data
+  corpus = Corpus(rundir.corpus_dir(workdir))
   return baselines.select_and_fit(baselines.train_sequences(corpus), data["mask_rate"], data["seq_len"])
 
 
@@ -217,7 +213,7 @@ def split_spans(workdir: str, record_id: str, split: str = "val") -> list[tuple[
   """[start, end) spans of `record_id` (its FASTA id) in the run's `split` (train | val); None when the run's corpus
   does not hold that record (another source, or a CDS corpus)."""
   try:
-    segs = Corpus(os.path.join(workdir, "corpus")).segments
+    segs = Corpus(rundir.corpus_dir(workdir)).segments
   except (OSError, UserError, ValueError, KeyError):
     return None
   mine = [s for s in segs if s["name"].split()[0] == record_id and "start" in s]

@@ -120,6 +120,10 @@ def get_config() -> ml_collections.ConfigDict:
   f.select = "auto"  # the validation metric that picks the best checkpoint: auto (mcc; regression: spearman),
   # or accuracy, macro_f1, auroc, pearson, r2, loss (lower is better)
   f.log_every = 20
+  # The pretraining step's safeguards (train.grad_accum, opt.skip_nonfinite) for fine-tuning: micro-batches per step
+  # (the same update in 1/grad_accum of the activation memory), and keeping the old state on a non-finite update.
+  f.grad_accum = 1
+  f.skip_nonfinite = False
   # method trees: the encoder layer read (-1: final normalised output, 0: token embedding, k: block k); principal
   # components kept per position (position-wise pooling); expression features of coding sequences next to the states
   # (auto: when every training sequence is a CDS | none | expression; `dnajax features` lists them) with their host;

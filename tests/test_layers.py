@@ -118,3 +118,55 @@ def test_module_and_function_sizes():
         if n > MAX_FUNCTION_LINES:
           bad.append(f"{path}:{node.lineno}: {node.name} is {n} lines")
   assert not bad, "\n".join(bad)
+
+
+# The files and folders of a run directory: only dnajax.data.rundir names them (the checkpoint module's own default
+# folder aside: a base module below the data layer, which rundir always overrides).
+RUN_FILES = {"config.json", "finetune.json", "train_sequences.txt", "result.json", "metrics.jsonl", "checkpoints",
+             "tensorboard"}
+RUN_OWNER = "dnajax.data.rundir"
+
+
+def names_run_files(path: str, allowed=()) -> list[str]:
+  """'line: name' of every string constant of the file that is a run-directory file name (docstrings never are)."""
+  return [f"{node.lineno}: {node.value}" for node in ast.walk(ast.parse(open(path).read()))
+          if isinstance(node, ast.Constant) and node.value in RUN_FILES - set(allowed)]
+
+
+def test_only_the_run_directory_module_names_its_files():
+  bad = [f"{m} line {hit}" for m, p in MODULES.items() if m != RUN_OWNER
+         for hit in names_run_files(p, ("checkpoints",) if m == "dnajax.checkpoint" else ())]
+  bench = os.path.join(ROOT, "benchmarks")
+  bad += [f"benchmarks/{f} line {hit}" for f in os.listdir(bench) if f.endswith(".py")
+          for hit in names_run_files(os.path.join(bench, f))]
+  assert not bad, "\n".join(bad)
+
+
+def test_the_run_directory_rule_fails_when_broken(tmp_path):
+  offender = tmp_path / "offender.py"
+  offender.write_text('"""Docstrings may say config.json."""\nimport os\n\npath = os.path.join("w", "config.json")\n')
+  assert names_run_files(str(offender)) == ["4: config.json"]
+
+
+# Where a function is jitted: a model graph only in the programs (training) and the engine core (inference); the two
+# others jit no model (a finiteness reduction over any tree, a matmul that measures the CPU's peak).
+JIT_MODULES = {"dnajax.training.program", "dnajax.training.finetune_program", "dnajax.evaluation.engine",
+               "dnajax.training.guards", "dnajax.apps.bench"}
+
+
+def jit_calls(path: str) -> list[int]:
+  """Lines where the file jits a function (jax.jit / nnx.jit, called or as a decorator)."""
+  return [node.lineno for node in ast.walk(ast.parse(open(path).read()))
+          if isinstance(node, ast.Attribute) and node.attr == "jit" and isinstance(node.value, ast.Name)
+          and node.value.id in ("jax", "nnx")]
+
+
+def test_model_graphs_are_jitted_only_in_the_programs_and_the_engine():
+  bad = [f"{m} line {line}" for m, p in MODULES.items() if m not in JIT_MODULES for line in jit_calls(p)]
+  assert not bad, "\n".join(bad)
+
+
+def test_the_jit_rule_fails_when_broken(tmp_path):
+  offender = tmp_path / "offender.py"
+  offender.write_text("import jax\n\nf = jax.jit(lambda x: x)\n")
+  assert jit_calls(str(offender)) == [3]

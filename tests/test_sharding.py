@@ -72,6 +72,7 @@ def test_no_recompilation_after_the_first_step(tmp_path):
   assert engine._log_probs._cache_size() == 1
 
 
+@pytest.mark.slow
 def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
   one = str(tmp_path / "one")
   cfg = config.load("configs/tiny.py", [tuple(x) for x in COMMON])
@@ -164,6 +165,7 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_and_resume(tmp_path):
   """The launch script itself: 2 processes x 4 CPU devices joined by jax.distributed on 127.0.0.1."""
   eight = _run_8({"train": {"dp8": {"workdir": str(tmp_path / "dp8"), "common": COMMON,

@@ -43,7 +43,7 @@ def run(data: list[str], inputs: list[str], mask_rate: float, seed: int, seq_len
     raise UserError(f"{', '.join(inputs)}: no A/C/G/T base was masked at --mask-rate {mask_rate}; raise --mask-rate "
                     "or use a longer input")
   with tempfile.TemporaryDirectory() as tmp:
-    if len(data) == 1 and os.path.isfile(os.path.join(data[0], "index.json")):
+    if len(data) == 1 and corpus_lib.is_corpus(data[0]):
       corpus = corpus_lib.Corpus(data[0])
     else:
       files = readers.expand_inputs(data)

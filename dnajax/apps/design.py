@@ -18,7 +18,7 @@ import sys
 from tqdm import tqdm
 
 from dnajax.bio import codons, expression, sequence
-from dnajax.data import readers, writers
+from dnajax.data import readers, rundir, tokens, writers
 from dnajax.design import search
 from dnajax.design.constraints import Constraints, Infeasible
 from dnajax.design.expression_search import Guide
@@ -89,15 +89,7 @@ def read_protein_records(path: str) -> list[tuple[str, str]]:
       raise UserError(f"{path}: neither FASTA (no '>' header) nor a bare protein sequence (characters "
                       f"{''.join(odd)!r}); give one protein per '>' record")
     return [(os.path.basename(path).split(".")[0], letters)]
-  records: list[tuple[str, list[str]]] = []
-  for line in lines[first:]:
-    line = line.strip()
-    if line.startswith(">"):
-      words = line[1:].split(None, 1)
-      records.append((words[0] if words else "", []))
-    elif line:
-      records[-1][1].append(line)
-  return [(rid, "".join(parts)) for rid, parts in records]
+  return list(readers.fasta_records(path, text))
 
 
 def read_proteins(protein: str | None, fasta: str | None, allow_nucleotide_letters: bool = False,
@@ -128,10 +120,10 @@ def read_start_sequence(value: str | None) -> str:
     return ""
   where = "--start-sequence"
   if os.path.isfile(value):
-    records = readers.read_file(value, keep_letters=True)
+    records = readers.read_file(value)
     if len(records) != 1:
       raise UserError(f"--start-sequence {value}: {len(records)} records; give a file with one coding sequence")
-    where, letters = f"--start-sequence {value}", records[0].letters
+    where, letters = f"--start-sequence {value}", tokens.decode(records[0].ids)
   else:
     letters = "".join(value.split())
   seq = letters.upper().replace("U", "T")
@@ -184,9 +176,11 @@ def parse_locks(values: list[str], start: str, n_codons: int) -> tuple[tuple[int
       lo, hi = int(a), int(b or a)
     except ValueError:
       raise UserError(f"--lock {v!r}: give START-END codon numbers, e.g. --lock 1-20") from None
+    if lo > hi:
+      raise UserError(f"--lock {v}: END comes before START; give START-END with START <= END, e.g. --lock {hi}-{lo}")
     if not 1 <= lo <= hi <= n_codons:
-      raise UserError(f"--lock {v}: outside codons 1-{n_codons} of the start sequence (stop codon included) or END "
-                      "before START; give 1-based inclusive codon ranges")
+      raise UserError(f"--lock {v}: outside codons 1-{n_codons} of the start sequence (stop codon included); give "
+                      "1-based inclusive codon ranges within it")
     out.append((lo, hi))
   return tuple(sorted(out))
 
@@ -209,6 +203,12 @@ def make_guide(objective: str, expression_model: str | None, max_codon_distance:
     raise UserError(f"--max-codon-distance {max_codon_distance}: give 0 or more codons")
   from dnajax.evaluation.expression_model import ExpressionModel
 
+  hint = "pass the --output directory of `dnajax finetune --task regression`"
+  if not os.path.exists(expression_model):
+    raise UserError(f"--expression-model {expression_model}: does not exist; {hint}")
+  if rundir.kind(expression_model) == rundir.PRETRAINING:
+    raise UserError(f"--expression-model {expression_model}: a pretraining run, not a fine-tuning; {hint} (the "
+                    "pretraining run goes to --workdir)")
   model = ExpressionModel(expression_model)
   if max_codon_distance is not None and not model.has_training():
     raise UserError(f"--max-codon-distance: {expression_model} does not keep its training sequences (fine-tuned by an "
@@ -230,16 +230,21 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
   checked before any search; `rounds` defaults to search.DEFAULT_ROUNDS of the objective. With `score_only`, the one
   report of c.start_sequence as given (objective "score_only"; the constraints it breaks in `violations`)."""
   code = genetic_code(organism, code)
-  if not 0 <= c.gc_min < c.gc_max <= 1 or c.gc_window < 3:
-    raise UserError("--gc-min/--gc-max must satisfy 0 <= min < max <= 1 and --gc-window must be at least 3")
+  if not 0 <= c.gc_min < c.gc_max <= 1:
+    raise UserError(f"--gc-min {c.gc_min} / --gc-max {c.gc_max}: need 0 <= min < max <= 1 (fractions, e.g. 0.3 and "
+                    "0.65)")
+  if c.gc_window < 3:
+    raise UserError(f"--gc-window {c.gc_window}: give a window of at least 3 bases")
   if c.max_homopolymer < 0 or c.avoid_repeats < 0:
     raise UserError("--max-homopolymer and --avoid-repeats must be 0 (off) or positive")
   if n < 1 or seed < 0:
     raise UserError("--n must be at least 1 and --seed 0 or more")
   guide = guide or Guide()
   rounds = search.DEFAULT_ROUNDS[guide.objective] if rounds is None else rounds
-  if rounds < 0 or c.mfe_window < 1:
-    raise UserError("--rounds must be 0 or more and --mfe-window at least 1")
+  if rounds < 0:
+    raise UserError(f"--rounds {rounds}: give 0 or more passes")
+  if c.mfe_window < 1:
+    raise UserError(f"--mfe-window {c.mfe_window}: give at least 1 nt (default {expression.MFE_WINDOW_NT})")
   if pll_unit not in SCORING_UNITS:
     raise UserError(f"--pll-unit {pll_unit!r}: use codon or base")
   if score_only and not c.start_sequence:
@@ -260,8 +265,12 @@ def run(workdir: str, proteins: list[ProteinInput], organism: str, code: int | N
         found = search.design_protein(engine, p.name, p.sequence, organism, code, c, n, seed, rounds, pll_unit,
                                       guide, progress)
     except Infeasible as e:
-      infeasible.append((p.name, str(e)))
+      infeasible.append(("--protein" if not p.record_id and len(proteins) == 1 else f"protein {p.name}", str(e)))
       continue
+    if guide.model is not None and guide.model.has_training() and found[0]["codon_distance_to_training"] is None:
+      warn(f"{p.name}: the expression model {guide.model.workdir} was trained on no sequence of this length "
+           f"({found[0]['length']} nt), so its predicted_expression is an extrapolation and "
+           "codon_distance_to_training is empty")
     designs += [{**d, "record": p.record, "record_id": p.record_id} for d in found]
   return designs, infeasible
 
@@ -273,14 +282,18 @@ REPORT_COLUMNS = ("name", "protein", "record", "record_id", "rank", "length", "o
                   "violations", "duplicate_of")
 
 
+FASTA_EXTENSIONS = (".fasta", ".fas", ".fna", ".fa")  # the designs' --output extension, replaced by .protein.fasta
+
+
 def output_paths(output: str | None, report: str | None) -> list[tuple[str, str]]:
   """(label, path) of each file written: the designs FASTA, the proteins beside it (OUTPUT without .fasta, plus
   .protein.fasta) and the report, for those given."""
   out = []
   if output is not None:
-    stem = output[:-len(".fasta")] if output.endswith(".fasta") else output
+    ext = next((e for e in FASTA_EXTENSIONS if output.endswith(e)), "")
+    stem = output[:len(output) - len(ext)]
     out += [("--output", output), ("the proteins FASTA beside --output", stem + ".protein.fasta")]
-  return out + ([("--report", report)] if report is not None else [])
+  return out + ([("--report", report)] if report not in (None, "-") else [])
 
 
 def write_outputs(designs: list[dict], output: str | None, report: str | None) -> str:
@@ -387,26 +400,37 @@ def main(args, overrides) -> int:
     warn(f"--start-sequence has no stop codon; {stop} (the organism's most used) is added")
   designs, infeasible = run(args.workdir, proteins, args.organism, code, c, args.n, args.seed, args.rounds,
                             pll_unit=args.pll_unit, guide=guide, score_only=args.score_only)
+  fasta = write_outputs(designs, args.output, None if report == "-" else report)
   if report == "-":
-    write_outputs(designs, args.output, None)
     sys.stdout.write(writers.tsv_table(designs, REPORT_COLUMNS))
-    for d in designs:
-      if d["violations"]:
-        warn(f"{d['name']}: the sequence given breaks {', '.join(d['violations'])} (the report's violations column)")
-    return 0
-  fasta = write_outputs(designs, args.output, report)
-  if args.output is None:
+  elif args.output is None and not args.score_only:
     sys.stdout.write(fasta)
   for d in designs:
+    if d["violations"]:  # only a scored sequence: a design breaking a constraint is never written
+      warn(f"{d['name']}: the sequence given breaks {', '.join(d['violations'])} (the report's violations column)")
     if d["duplicate_of"]:
       warn(f"design {d['name']} is identical to {d['duplicate_of']}: no other coding sequence for {d['protein']} "
            f"meeting the constraints was found ({search.MAX_STARTS} starts, then every single synonymous codon "
            "change); marked in the report's duplicate_of column")
-  for name, why in infeasible:
-    print(f"dnajax: error: protein {name}: infeasible: {why}", file=sys.stderr)
+  for where, why in infeasible:
+    print(f"dnajax: error: {where}: infeasible: {why}", file=sys.stderr)
   if designs:  # a run with no design says only why (its error lines) and writes nothing
-    to = ", ".join(path for _, path in output_paths(args.output, report)) or "stdout"
-    print(f"dnajax: design: {len(designs)} design{'s' if len(designs) != 1 else ''} of "
-          f"{len(proteins) - len(infeasible)} of {len(proteins)} protein{'s' if len(proteins) != 1 else ''} "
-          f"({guide.objective} objective) written to {to}", file=sys.stderr)
+    print(f"dnajax: design: {summary(designs, len(proteins), infeasible, args.score_only, guide.objective)} "
+          f"written to {', '.join(written(args.output, report, args.score_only))}", file=sys.stderr)
   return 2 if infeasible else 0
+
+
+def written(output: str | None, report: str | None, score_only: bool) -> list[str]:
+  """Where the outputs went: the files, and stdout for the report of --score-only without --report or the designs
+  without --output."""
+  to_stdout = report == "-" or (output is None and not score_only)
+  return [path for _, path in output_paths(output, report)] + (["stdout"] if to_stdout else [])
+
+
+def summary(designs: list[dict], n_proteins: int, infeasible: list, score_only: bool, objective: str) -> str:
+  """The final line's account: what was made, for how many proteins."""
+  if score_only:
+    return "1 sequence scored (--score-only, unchanged),"
+  done = n_proteins - len(infeasible)
+  of = f"{done} protein{'s' if done != 1 else ''}" + (f" ({len(infeasible)} infeasible)" if infeasible else "")
+  return f"{len(designs)} design{'s' if len(designs) != 1 else ''} ({objective} objective) for {of},"

@@ -3,12 +3,10 @@ strata (repeat, GC bin, coding/codon position from GenBank CDS features) and the
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import readers, tokens, windows
+from dnajax.data import readers, rundir, tokens, windows
 from dnajax.errors import UserError
 from dnajax.evaluation import baselines, metrics, render, strata
 from dnajax.evaluation.engine import Engine
@@ -62,9 +60,8 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   counts = np.array([sum(int((r.ids == b).sum()) for r in records) for b in tokens.BASE_IDS])
   out["baselines"] = {"uniform": baselines.UNIFORM_ACCURACY,
                       "majority_base_of_input": baselines.majority_base_result(counts, targets, weights)}
-  train_index = os.path.join(workdir, "corpus", "index.json")
-  if os.path.isfile(train_index):
-    train = baselines.TrainingBaselines(corpus_lib.Corpus(os.path.dirname(train_index)), mask_rate, engine.seq_len,
+  if corpus_lib.is_corpus(rundir.corpus_dir(workdir)):
+    train = baselines.TrainingBaselines(corpus_lib.Corpus(rundir.corpus_dir(workdir)), mask_rate, engine.seq_len,
                                         seed)
     out["baselines"].update(train.evaluate(inputs_, targets, weights))
   cds = [r.cds_counts for r in records if r.cds_counts is not None]

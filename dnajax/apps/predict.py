@@ -23,7 +23,7 @@ import sys
 import numpy as np
 
 from dnajax.data import labels as labels_lib
-from dnajax.data import readers, tables, tokens, writers
+from dnajax.data import readers, rundir, tables, tokens, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import finetuned, render
 from dnajax.evaluation.engine import Engine
@@ -90,7 +90,7 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   """Predictions of a fine-tuned model for every sequence of the table `input_path`: (the TSV written to `output`,
   or its text, metrics over the labelled rows or None). Raises UserError for a bad table, a label that is not one
   of the training classes (or not a number), or an output that cannot be written (checked before any work)."""
-  info = finetuned.read_info(workdir)
+  info = rundir.read_info(workdir)
   writers.check_outputs([("--output", output)] if output else [], [("--input", input_path)])
   table = tables.read_table(input_path, sequence_column or info["columns"]["sequence"],
                             label_column or info["columns"]["label"])
@@ -149,7 +149,7 @@ def _main_finetuned(args) -> int:
 
 
 def main(args, overrides) -> int:
-  if finetuned.is_finetuned(args.workdir):
+  if rundir.kind(args.workdir) == rundir.FINETUNING:
     return _main_finetuned(args)
   for flag in ("seed", "sequence_column", "label_column", "json"):
     if getattr(args, flag) not in (None, False):

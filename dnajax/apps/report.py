@@ -8,7 +8,7 @@ import json
 import math
 import os
 
-from dnajax.data import writers
+from dnajax.data import rundir, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import render
 
@@ -48,9 +48,9 @@ def _upgrade(rec: dict) -> dict:
 def read_metrics(workdir: str) -> dict[str, list[dict]]:
   """{"train": [...], "val": [...]} records sorted by step; a step logged twice (a resumed run) keeps its last
   record. Raises UserError when the workdir has no readable metrics."""
-  path = os.path.join(workdir, "metrics.jsonl")
+  path = rundir.metrics_file(workdir)
   if not os.path.isfile(path):
-    raise UserError(f"{workdir}: no metrics.jsonl; pass the --workdir of a training run")
+    raise UserError(f"{workdir}: no {rundir.METRICS}; pass the --workdir of a training run")
   by_key: dict[tuple[str, int], dict] = {}
   with open(path) as f:
     for n, line in enumerate(f, 1):
@@ -107,11 +107,10 @@ def _plot(metric: str, title: str, ylabel: str, m: dict[str, list[dict]]) -> byt
 
 
 def _config_line(workdir: str) -> list[str]:
-  cfg_path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(cfg_path):
+  saved = rundir.read_config(workdir)
+  if saved is None:
     return []
-  with open(cfg_path) as f:
-    cfg = json.load(f)
+  cfg = saved.to_dict()
   mo, d, t = cfg.get("model", {}), cfg.get("data", {}), cfg.get("train", {})
   return [f"Model d_model {mo.get('d_model')}, {mo.get('num_heads')} heads, {mo.get('num_layers')} layers, "
           f"d_ff {mo.get('d_ff')}; data {', '.join(map(str, d.get('sources', [])))}, windows {d.get('seq_len')}"
@@ -165,7 +164,7 @@ def report(workdir: str, output: str | None = None) -> tuple[str, list[str]]:
   m = read_metrics(workdir)
   paths = output_paths(workdir, output)
   writers.check_outputs(paths, [(f"the run's {name}", os.path.join(workdir, name))
-                                for name in ("metrics.jsonl", "config.json")])
+                                for name in (rundir.METRICS, rundir.CONFIG)])
   (_, md), images = paths[0], [path for _, path in paths[1:]]
   pngs = [_plot(metric, title, ylabel, m) for metric, (title, ylabel) in PLOTS.items()]
   text = summary_markdown(workdir, m, [os.path.basename(p) for p in images])

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import collections
 import gzip
-import io
 import sys
 import time
 
 from dnajax import runtime
-from dnajax.data import genome, variants, writers
+from dnajax.data import genome, variants, vcf_writer, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import vep
 from dnajax.evaluation.engine import Engine
@@ -71,18 +70,6 @@ def format_tsv(vs: list[variants.Variant], results: list) -> str:
   return "\n".join(lines) + "\n"
 
 
-def _with_info(line: str, scores: list[str], flags: list[str]) -> str:
-  cols = line.split("\t")
-  while len(cols) < 8:
-    cols.append(".")
-  info = [x for x in cols[7].split(";") if x and x != "." and not x.startswith(("DNAJAX_LLR=", "DNAJAX_FLAG="))]
-  info.append("DNAJAX_LLR=" + ",".join(scores))
-  if any(f != "." for f in flags):
-    info.append("DNAJAX_FLAG=" + ",".join(flags))
-  cols[7] = ";".join(info)
-  return "\t".join(cols)
-
-
 def format_vcf(vset: variants.VariantSet, results: list, reasons: dict | None = None, meta: str = "") -> str:
   """The input's lines (a VCF's own, or one line per table row) with DNAJAX_LLR per ALT in INFO, and DNAJAX_FLAG
   saying why an ALT has no score (flagged or skipped); `meta` (a `##` line: the model and settings) joins the
@@ -95,57 +82,17 @@ def format_vcf(vset: variants.VariantSet, results: list, reasons: dict | None = 
       per_record.setdefault(v.record, {})[v.allele] = (_number(r.score, ".5f") or ".", r.flag or ".")
     elif reasons and k in reasons:
       per_record.setdefault(v.record, {})[v.allele] = (".", reasons[k])
-  if vset.lines is not None:
-    header, lines = vset.header.rstrip("\n").split("\n"), vset.lines
-  else:  # a table: a minimal VCF, one line per row
-    header = ["##fileformat=VCFv4.2", "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO"]
+  header, lines = vset.header, vset.lines
+  if lines is None:  # a table: a minimal VCF, one line per row
     rows: dict[int, list[variants.Variant]] = {}
     for v in vset.variants:
       rows.setdefault(v.record, []).append(v)
     lines = [None] * vset.records
     for k, vs in rows.items():
-      lines[k] = "\t".join([vs[0].chrom, str(vs[0].pos), vs[0].id, vs[0].ref, ",".join(v.alt for v in vs), ".", ".",
-                            "."])
-  header = [h for h in header if not h.startswith(("##INFO=<ID=DNAJAX_LLR,", "##INFO=<ID=DNAJAX_FLAG,",
-                                                   "##dnajax_vepCommand="))]
-  out = header[:-1] + list(INFO_LINES) + ([meta] if meta else []) + header[-1:]
-  for k, line in enumerate(lines):
-    if line is None:
-      continue
-    n_alts = len(line.split("\t")[4].split(",")) if vset.lines is not None else len(rows[k])
-    got = per_record.get(k, {})
-    out.append(_with_info(line, [got.get(a, (".", "."))[0] for a in range(n_alts)],
-                          [got.get(a, (".", "."))[1] for a in range(n_alts)]))
-  return "\n".join(out) + "\n"
-
-
-def _bgzip(text: str):
-  def write(f) -> None:
-    from Bio import bgzf
-
-    w = bgzf.BgzfWriter(fileobj=_Unclosed(f))
-    w.write(text.encode())
-    w.close()  # writes the BGZF end-of-file block; the file itself stays open for the atomic rename
-  return write
-
-
-class _Unclosed(io.RawIOBase):
-  """A binary file whose close() only flushes (so a writer that closes its file leaves ours open)."""
-
-  def __init__(self, f):
-    self._f = f
-
-  def writable(self) -> bool:
-    return True
-
-  def write(self, b) -> int:
-    return self._f.write(b)
-
-  def flush(self) -> None:
-    self._f.flush()
-
-  def close(self) -> None:
-    self._f.flush()
+      lines[k] = vcf_writer.minimal_lines([(vs[0].chrom, vs[0].pos, vs[0].id, vs[0].ref,
+                                            ",".join(v.alt for v in vs))])[0]
+  return vcf_writer.annotated(header if vset.lines is not None else None, lines, per_record,
+                              ("DNAJAX_LLR", "DNAJAX_FLAG"), INFO_LINES, meta)
 
 
 def _summary(vset: variants.VariantSet, results: list, skipped, seconds: float, output: str,
@@ -211,7 +158,7 @@ def _write(kind: str, output: str, vset: variants.VariantSet, results: list, rea
     writers.write_all([("--output", output, gzip.compress(format_tsv(vset.variants, results).encode(), mtime=0))])
   else:
     text = format_vcf(vset, results, reasons, meta)
-    writers.write_all([("--output", output, text if kind == "vcf" else _bgzip(text))])
+    writers.write_all([("--output", output, text if kind == "vcf" else vcf_writer.bgzip(text))])
 
 
 def run(workdir: str, reference: str, output: str, vcf: str | None = None, table: str | None = None,
@@ -252,7 +199,7 @@ def run(workdir: str, reference: str, output: str, vcf: str | None = None, table
                       "--allow-shifted-positions to score them as written; nothing written")
     engine = Engine.from_workdir(workdir, step)
     if batch_size:
-      engine.batch_size = -(-batch_size // engine._unit) * engine._unit
+      engine.batch_size = -(-batch_size // engine.unit) * engine.unit
     t0 = time.perf_counter()
     results, reasons = vep.score_variants(engine, ref, vset.variants, window, strands, indels, where, progress)
     seconds = time.perf_counter() - t0

@@ -150,7 +150,7 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
   fingerprint = hashlib.sha256(json.dumps(
       {"sources": [x["sha256"] for x in source_info], "settings": dataclasses.asdict(settings),
        "extra": extra or {}, "content": content.hexdigest()}, sort_keys=True).encode()).hexdigest()
-  index_path = os.path.join(out_dir, "index.json")
+  index_path = os.path.join(out_dir, INDEX)
   if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
     existing = None
     if os.path.isfile(index_path):
@@ -194,7 +194,7 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
     index = {"format_version": FORMAT_VERSION, "fingerprint": fingerprint, "vocab": tokens.decode(np.arange(8)),
              "settings": dataclasses.asdict(settings), "split_mode": mode, "sources": source_info,
              "num_records": len(records), "segments": index_segments, "total_bases": offset, **(extra or {})}
-    with open(os.path.join(tmp, "index.json"), "w") as f:
+    with open(os.path.join(tmp, INDEX), "w") as f:
       json.dump(index, f, indent=1)
     if os.path.exists(out_dir):
       shutil.rmtree(out_dir) if os.path.isdir(out_dir) else os.remove(out_dir)
@@ -205,11 +205,19 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
   return Corpus(out_dir)
 
 
+INDEX = "index.json"
+
+
+def is_corpus(path: str) -> bool:
+  """Whether `path` is a prepared corpus directory (holds index.json)."""
+  return os.path.isfile(os.path.join(path, INDEX))
+
+
 class Corpus:
   """A prepared corpus opened read-only (tokens memory-mapped)."""
 
   def __init__(self, path: str):
-    index_path = os.path.join(path, "index.json")
+    index_path = os.path.join(path, INDEX)
     try:
       with open(index_path) as f:
         self.index = json.load(f)

@@ -217,7 +217,7 @@ def _first_line(text: str, width: int = 40) -> str:
   return ascii(line[:width]) + ("..." if len(line) > width else "")
 
 
-def _fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
+def fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
   """(first word of the title, letters) per FASTA record, one record in memory at a time. As Biopython's 'fasta'
   reader: a record runs to the next line starting with '>', and spaces, tabs and line breaks are dropped; unlike
   it, blank lines before the first record are allowed."""
@@ -273,7 +273,7 @@ def _seq_records(path: str, text: str) -> list:
 def _parse(path: str, text: str, fmt: str) -> Iterator[tuple[str, str, np.ndarray | None]]:
   """(record id, sequence letters, codon positions or None) triples, FASTA records one at a time."""
   if fmt == "fasta":
-    for k, (name, letters) in enumerate(_fasta_records(path, text)):
+    for k, (name, letters) in enumerate(fasta_records(path, text)):
       yield name or f"record{k}", letters, (None, None)
     return
   for k, rec in enumerate(_seq_records(path, text)):
@@ -368,7 +368,7 @@ def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple
   for path in expand_inputs(paths):
     text = read_text(path)
     if _detect_format(path, text, fmt) == "fasta":
-      for k, (name, letters) in enumerate(_fasta_records(path, text)):
+      for k, (name, letters) in enumerate(fasta_records(path, text)):
         kind = "skipped_not_multiple_of_3" if len(letters) % 3 else "kept"
         counts[kind] += 1
         if kind == "kept":

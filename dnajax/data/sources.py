@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 
 import numpy as np
 
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import readers, synthetic
+from dnajax.data import readers, rundir, synthetic
 from dnajax.errors import UserError
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -51,9 +50,9 @@ def _open_or_prepare(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
   sources = [s for s in data_cfg.sources if s]
   if not sources:
     raise UserError("data.sources is empty; pass --data FILE or a synthetic:NAME source")
-  if len(sources) == 1 and os.path.isfile(os.path.join(sources[0], "index.json")):
+  if len(sources) == 1 and corpus_lib.is_corpus(sources[0]):
     return corpus_lib.Corpus(sources[0])
-  out = os.path.join(workdir, "corpus")
+  out = rundir.corpus_dir(workdir)
   settings = split_settings(data_cfg, seed)
   synth = [s for s in sources if s.startswith(SYNTHETIC_PREFIX)]
   if synth:
@@ -62,7 +61,7 @@ def _open_or_prepare(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
     name = synth[0][len(SYNTHETIC_PREFIX):]
     extra = {"synthetic": name, "synthetic_bases": data_cfg.synthetic_bases,
              "synthetic_record_len": data_cfg.synthetic_record_len}
-    if os.path.isfile(os.path.join(out, "index.json")):
+    if corpus_lib.is_corpus(out):
       existing = corpus_lib.Corpus(out)
       if all(existing.index.get(k) == v for k, v in extra.items()) and existing.index["settings"] == \
           dataclasses.asdict(settings):

@@ -85,6 +85,11 @@ def chisel_checks(protein: str, c: Constraints, code: int) -> dict[str, list]:
   return checks
 
 
+OPTIONS = {"translation": "--genetic-code", "gc": "--gc-min/--gc-max/--gc-window", "restriction_site": "--avoid-sites",
+           "homopolymer": "--max-homopolymer", "repeats": "--avoid-repeats", "splice_site": "--avoid-splice-sites",
+           "lock": "--lock"}  # the option behind each check of chisel_checks, named when it cannot be met
+
+
 def chisel_specs(protein: str, c: Constraints, code: int) -> list:
   """The DNA Chisel constraint specifications of `c` for a coding sequence of `protein` (stop codon included)."""
   return [spec for specs in chisel_checks(protein, c, code).values() for spec in specs]
@@ -99,14 +104,17 @@ def feasible_start(protein: str, usage, c: Constraints, code: int, rng: np.rando
   one."""
   import dnachisel as dc
 
+  checks = chisel_checks(protein, c, code)
   problem = dc.DnaOptimizationProblem(codons.sample_cds(protein, usage, rng),
-                                      constraints=chisel_specs(protein, c, code), logger=None)
+                                      constraints=[spec for specs in checks.values() for spec in specs], logger=None)
   try:
     problem.resolve_constraints()
   except dc.NoSolutionError as e:
-    failing = [str(r.specification) for r in problem.constraints_evaluations() if not r.passes]
-    what = "; ".join(failing) or str(e).splitlines()[0]
-    raise Infeasible(f"no sequence satisfies the constraints ({what})") from None
+    failing = [r.specification for r in problem.constraints_evaluations() if not r.passes]
+    what = "; ".join(map(str, failing)) or str(e).splitlines()[0]
+    options = sorted({OPTIONS[name] for name, specs in checks.items() if any(f in specs for f in failing)})
+    fix = f"; relax {' or '.join(options)}" if options else "; relax the constraints"
+    raise Infeasible(f"no sequence satisfies the constraints ({what}){fix}") from None
   return problem
 
 

@@ -62,7 +62,8 @@ def _accepted(problem, seqs, accept) -> list[bool]:
   return out
 
 
-def improve_expression(model, problem, options, rounds: int, accept=chisel_pass, progress: bool = False) -> int:
+def improve_expression(model, problem, options, rounds: int, accept=chisel_pass, progress: bool = False,
+                       desc: str = "expression search") -> int:
   """Greedy ascent of the predicted expression (`model.predict`) over synonymous codon changes (among `options`,
   constraints.codon_options) that keep
   `accept(problem)`; returns how many codons changed. Each pass predicts every accepted single change at once (one
@@ -71,7 +72,7 @@ def improve_expression(model, problem, options, rounds: int, accept=chisel_pass,
   current sequence. Stops after `rounds` passes or when no change raises the prediction."""
   current = float(model.predict([problem.sequence])[0])
   changed = 0
-  for _ in tqdm(range(rounds), desc="expression search", unit="pass", leave=False, disable=not progress):
+  for _ in tqdm(range(rounds), desc=desc, unit="pass", leave=False, disable=not progress):
     seq = problem.sequence
     moves = synonymous_changes(seq, options)
     moves = [m for m, ok in zip(moves, _accepted(problem, [_changed(seq, *m) for m in moves], accept)) if ok]
@@ -119,8 +120,9 @@ def raise_mfe(problem, options, c: Constraints, accept=chisel_pass) -> int:
   return changes
 
 
-def ranked_training(guide: Guide, protein: str, code: int) -> list[str]:
-  """The predictor's training sequences that encode `protein` (stop codon included), best predicted first."""
+def ranked_training(guide: Guide, protein: str, code: int, progress: bool = False) -> list[str]:
+  """The predictor's training sequences that encode `protein` (stop codon included), best predicted first (a bar
+  with `progress`: the whole library is predicted once)."""
   from Bio.Seq import Seq
 
   if guide.model is None or not guide.model.has_training():
@@ -129,7 +131,7 @@ def ranked_training(guide: Guide, protein: str, code: int) -> list[str]:
                                  and str(Seq(s).translate(table=code)) == protein + "*")
   if not own:
     return []
-  pred = guide.model.predict(own)
+  pred = guide.model.predict(own, progress)
   return [own[i] for i in np.argsort(-pred, kind="stable")]
 
 

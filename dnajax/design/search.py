@@ -27,7 +27,6 @@ from dnajax.bio import codons
 from dnajax.data import tokens
 from dnajax.design.constraints import Constraints, Infeasible, chisel_pass, codon_options, describe, mfe, violations
 from dnajax.design.expression_search import Guide, design_start, improve_expression, ranked_training, within_trust
-from dnajax.errors import warn
 from dnajax.evaluation import metrics
 from dnajax.evaluation.engine import Engine
 
@@ -140,7 +139,7 @@ def design_protein(engine: Engine, name: str, protein: str, organism: str, code:
     return (chisel_pass(p) and within_trust(guide, p.sequence) and
             (c.min_mfe_5prime is None or mfe(p.sequence, c) >= c.min_mfe_5prime))
 
-  ranked = ranked_training(guide, protein, code)
+  ranked = ranked_training(guide, protein, code, progress)
   out, seen = [], set()
   for k in range(n):
     problem, changes = None, 0
@@ -153,7 +152,8 @@ def design_protein(engine: Engine, name: str, protein: str, organism: str, code:
           raise
         continue  # another start for a repeat: keep the repeat and try the next seed
       if guide.objective == "expression":
-        changes = improve_expression(guide.model, problem, options, rounds, accept, progress)
+        changes = improve_expression(guide.model, problem, options, rounds, accept, progress,
+                                     f"{name}: expression search, design {k + 1} of {n}")
       else:
         changes = improve(engine, problem, options, rounds, accept=accept)
       if problem.sequence not in seen:
@@ -166,10 +166,6 @@ def design_protein(engine: Engine, name: str, protein: str, organism: str, code:
       raise Infeasible(f"a design of {name} fails {', '.join(d['violations'])} after the solver; not written")
     seen.add(problem.sequence)
     out.append(d)
-  if guide.model is not None and guide.model.has_training() and out[0]["codon_distance_to_training"] is None:
-    warn(f"protein {name}: the expression model {guide.model.workdir} was trained on no sequence of this length "
-         f"({out[0]['length']} nt), so its predicted_expression is an extrapolation and codon_distance_to_training "
-         "is empty")
   return ranked_designs(name, out)
 
 

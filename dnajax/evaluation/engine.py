@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import math
-import os
 from collections.abc import Iterator, Sequence
 
 import jax
@@ -32,9 +30,8 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from dnajax import checkpoint, runtime, sharding
-from dnajax import config as config_lib
-from dnajax.data import tokens, windows
+from dnajax import runtime, sharding
+from dnajax.data import rundir, tokens, windows
 from dnajax.errors import UserError
 from dnajax.evaluation import metrics
 from dnajax.model import encoder
@@ -53,20 +50,51 @@ def _hidden_step(params, inputs_BxL, *, graphdef, layer: int):
   return nnx.merge(graphdef, params).encode(inputs_BxL.astype(jnp.int32), layer).astype(jnp.float32)
 
 
-class Engine:
-  """A trained encoder with its parameters placed on `mesh`.
+class DeviceModel:
+  """The core every model on the devices shares (the masked-LM `Engine` and the fine-tuned
+  `finetuned.SequencePredictor` are its two front-ends): parameters placed on `mesh` with its logical-axis `rules`,
+  functions jitted once over them (`jit`), a padded global batch run with each process passing its own rows and the
+  output gathered on every process (`call`), and `bind` (the same compiled functions, other parameters).
+
+  Attributes: params, mesh, rules, unit (rows of every batch are a multiple of it: the batch shards and processes)."""
+
+  def __init__(self, params, mesh: jax.sharding.Mesh, rules):
+    self.params, self.mesh, self.rules = params, mesh, rules
+    self.unit = math.lcm(sharding.axis_size(mesh, rules.get("batch")), jax.process_count())
+
+  def bind(self, params):
+    """The same model (compiled functions shared) with other parameters of the same shapes and shardings."""
+    out = copy.copy(self)
+    out.params = params
+    return out
+
+  def jit(self, fn, in_shardings: tuple, out_ndim: int):
+    """`fn(params, *inputs)` jitted with explicit shardings (logical-axis rules active while tracing); its output
+    float[B, ...] of `out_ndim` dimensions sharded over the batch."""
+    return jax.jit(sharding.traced_with_rules(fn, self.mesh, self.rules), in_shardings=in_shardings,
+                   out_shardings=sharding.batch_sharding(self.mesh, out_ndim, self.rules))
+
+  def call(self, fn, batch: Sequence[tuple[np.ndarray, jax.sharding.NamedSharding]]) -> np.ndarray:
+    """`fn(params, *arrays)` on one padded global batch of (array [B, ...], its sharding) pairs, B a multiple of
+    `unit`: this process passes its rows; the output float32 [B, ...] is gathered on every process."""
+    rows = sharding.process_rows(len(batch[0][0]))
+    args = [jax.make_array_from_process_local_data(sh, a[rows.start:rows.stop]) for a, sh in batch]
+    return np.asarray(jax.device_get(multihost_utils.process_allgather(fn(self.params, *args), tiled=True)))
+
+
+class Engine(DeviceModel):
+  """A trained encoder with its parameters placed on `mesh` (a `DeviceModel`).
 
   Attributes: cfg (the run's config), model_config, mesh, params, step (checkpoint step or None), seq_len (window
   length L), batch_size (rows per forward pass, a multiple of the batch shards and processes).
   """
 
   def __init__(self, cfg, params, mesh: jax.sharding.Mesh, rules=None, step: int | None = None):
-    self.cfg, self.params, self.mesh, self.step = cfg, params, mesh, step
+    super().__init__(params, mesh, rules if rules is not None else sharding.rules_from_config(cfg.mesh.rules))
+    self.cfg, self.step = cfg, step
     self.model_config = encoder.config_from(cfg.model.to_dict())
-    self.rules = rules if rules is not None else sharding.rules_from_config(cfg.mesh.rules)
     self.seq_len = int(cfg.data.seq_len)
-    self._unit = math.lcm(sharding.axis_size(mesh, self.rules.get("batch")), jax.process_count())
-    self.batch_size = -(-int(cfg.eval.batch) // self._unit) * self._unit
+    self.batch_size = -(-int(cfg.eval.batch) // self.unit) * self.unit
     self._graphdef, _ = encoder.model_graph(self.model_config)
     self._param_sh = jax.tree.map(lambda a: a.sharding,
                                   encoder.sharded_abstract_params(self.model_config, mesh, self.rules))
@@ -80,25 +108,11 @@ class Engine:
     on a mesh of the devices present (`mesh_sizes` {data, fsdp, tensor}; default all data parallel).
 
     Raises UserError for a directory that is not a training run, a missing step or an unreadable checkpoint."""
-    path = os.path.join(workdir, "config.json")
-    info = os.path.join(workdir, "finetune.json")  # (evaluation/finetuned.py's INFO)
-    if os.path.isfile(info):
-      try:
-        with open(info) as f:
-          base = json.load(f)["base"]["workdir"]
-      except (OSError, ValueError, KeyError, TypeError):
-        base = "the run it started from"
-      raise UserError(f"{workdir}: a fine-tuning directory; this command takes a pretraining run's --workdir "
-                      f"({base}); a fine-tuned model is applied with `dnajax predict --workdir {workdir}`")
-    if not os.path.isfile(path):
-      raise UserError(f"{workdir}: not a dnajax workdir (no config.json); pass the --workdir of a training run")
-    with open(path) as f:
-      cfg = config_lib.from_json(f.read())
+    cfg = rundir.pretraining(workdir)
     mcfg = encoder.config_from(cfg.model.to_dict())
     mesh = sharding.make_mesh(dict(mesh_sizes or DATA_PARALLEL))
     rules = sharding.rules_from_config(cfg.mesh.rules)
-    ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=False, create=False,
-                                   directory=cfg.ckpt.dir)
+    ckpt = rundir.checkpointer(workdir, cfg)
     try:
       step = ckpt.resolve_step(step)
       params = ckpt.restore_params(step, encoder.sharded_abstract_params(mcfg, mesh, rules))
@@ -106,21 +120,14 @@ class Engine:
       ckpt.close()
     return cls(cfg, params, mesh, rules, step)
 
-  def bind(self, params) -> Engine:
-    """The same engine (compiled functions shared) with other parameters of the same shapes and shardings."""
-    out = copy.copy(self)
-    out.params = params
-    return out
-
   def _jit(self, fn, out_ndim: int):
-    return jax.jit(sharding.traced_with_rules(fn, self.mesh, self.rules), in_shardings=(self._param_sh, self._in_sh),
-                   out_shardings=sharding.batch_sharding(self.mesh, out_ndim, self.rules))
+    return self.jit(fn, (self._param_sh, self._in_sh), out_ndim)
 
   def fit_batch(self, n: int, floor: int = 8) -> int:
     """Rows per batch for `n` windows: `batch_size` halved while the half still holds them, stays a multiple of
     the batch shards and processes, and is at least `floor` (so only a few shapes compile)."""
     b = self.batch_size
-    while b % 2 == 0 and n <= b // 2 and b // 2 >= floor and (b // 2) % self._unit == 0:
+    while b % 2 == 0 and n <= b // 2 and b // 2 >= floor and (b // 2) % self.unit == 0:
       b //= 2
     return b
 
@@ -131,14 +138,9 @@ class Engine:
     n_batches = max(1, -(-W // b))
     padded = np.full((n_batches * b, L), tokens.PAD, np.uint8)
     padded[:W] = inputs_WxL
-    rows = sharding.process_rows(b)
-    out = []
-    for k in tqdm(range(n_batches), desc=desc, unit="batch", leave=False,
-                  disable=not (progress and runtime.is_main() and n_batches > 1)):
-      local = padded[k * b + rows.start:k * b + rows.stop]
-      x = jax.make_array_from_process_local_data(self._in_sh, local)
-      y = fn(self.params, x)
-      out.append(np.asarray(jax.device_get(multihost_utils.process_allgather(y, tiled=True))))
+    out = [self.call(fn, [(padded[k * b:(k + 1) * b], self._in_sh)])
+           for k in tqdm(range(n_batches), desc=desc, unit="batch", leave=False,
+                         disable=not (progress and runtime.is_main() and n_batches > 1))]
     return np.concatenate(out)[:W]
 
   def log_probs(self, inputs_WxL: np.ndarray, progress: bool = False) -> np.ndarray:

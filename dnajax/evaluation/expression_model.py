@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dnajax.data import tokens
+from dnajax.data import rundir, tokens
 from dnajax.errors import UserError
 from dnajax.evaluation import finetuned
 
@@ -27,14 +27,14 @@ class ExpressionModel:
   Raises UserError (from `load`) for a directory that is not a fine-tuning or is a classification model."""
 
   def __init__(self, workdir: str, seed: int | None = None):
-    info = finetuned.read_info(workdir)
+    info = rundir.read_info(workdir)
     if info.get("task") != "regression":
       raise UserError(f"--expression-model {workdir}: a {info.get('task', 'unknown')} model; give a fine-tuning made "
                       "with `dnajax finetune --task regression` on measured expression")
     self.workdir = workdir
     self.predictor = finetuned.load(workdir, seed)
     self.positions = int(self.predictor.positions or 0)
-    self.training = finetuned.read_training_sequences(workdir)
+    self.training = rundir.read_training_sequences(workdir)
     self._codons: dict[int, np.ndarray] = {}  # codon count -> uint8[M, n] codon indices of the training sequences
     for s in self.training or []:
       if len(s) % 3 == 0 and set(s) <= set("ACGT"):

@@ -15,71 +15,22 @@ Letters: N sequences, S batch rows (sequences), W windows per sequence, L window
 
 from __future__ import annotations
 
-import copy
 import functools
-import json
-import math
-import os
 from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from dnajax import checkpoint, runtime, sharding
-from dnajax import config as config_lib
+from dnajax import runtime, sharding
 from dnajax.data import labels as labels_lib
-from dnajax.data import windows
+from dnajax.data import rundir, windows
 from dnajax.errors import UserError
 from dnajax.evaluation import downstream, hand_features
-from dnajax.evaluation.engine import DATA_PARALLEL
+from dnajax.evaluation.engine import DATA_PARALLEL, DeviceModel
 from dnajax.model import encoder, heads
-
-INFO = "finetune.json"
-TRAIN_SEQUENCES = "train_sequences.txt"  # the training rows' sequences, one per line (A/C/G/T/N)
-
-
-def is_finetuned(workdir: str) -> bool:
-  """Whether `workdir` is a fine-tuning directory (holds finetune.json)."""
-  return os.path.isfile(os.path.join(workdir, INFO))
-
-
-def read_info(workdir: str) -> dict:
-  """The parsed finetune.json of a fine-tuning directory; UserError when it is missing or unreadable."""
-  path = os.path.join(workdir, INFO)
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise UserError(f"{workdir}: a file, not a fine-tuning directory; pass the --output directory of `dnajax "
-                    "finetune`")
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except FileNotFoundError:
-    raise UserError(f"{workdir}: not a fine-tuning directory (no {INFO}); pass the --output of `dnajax "
-                    "finetune`") from None
-  except (OSError, ValueError) as e:
-    raise UserError(f"{path}: cannot be read ({e}); the fine-tuning directory is damaged") from None
-
-
-def read_result(seed_dir: str) -> dict | None:
-  """The result.json of a finished seed directory, or None when the seed has not finished."""
-  path = os.path.join(seed_dir, "result.json")
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
-def read_training_sequences(workdir: str) -> list[str] | None:
-  """The sequences a fine-tuning was trained on (upper-case letters, training-table order), or None for a directory
-  written before they were kept."""
-  path = os.path.join(workdir, TRAIN_SEQUENCES)
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    return [line.strip() for line in f if line.strip()]
 
 
 def load(workdir: str, seed: int | None = None):
@@ -87,7 +38,7 @@ def load(workdir: str, seed: int | None = None):
   `trees.TreesPredictor` (method trees) - for `seed` (default: the seed that scored best on the validation rows).
   Both offer coding, positions, check_lengths(table), outputs(seqs, progress) and predict(seqs, progress). Raises
   UserError as `SequencePredictor.from_workdir`."""
-  info = read_info(workdir)
+  info = rundir.read_info(workdir)
   if info.get("finetune", {}).get("method") != "trees":
     return SequencePredictor.from_workdir(workdir, seed)
   from dnajax.evaluation import trees
@@ -135,48 +86,44 @@ def best_seed(info: dict) -> int:
   return max(sorted(done), key=lambda k: done[k]["select_score"])
 
 
-class SequencePredictor:
-  """A `heads.SequenceModel` with its parameters on `mesh`: `outputs(seqs)` float32[N, K] (class logits or the
-  standardised value) and `predict(seqs)` (class probabilities float64[N, C] or values float64[N] in the labels'
-  units, through `coding`). With `organism` (a model fine-tuned with finetune.features=expression) the head also
-  reads the hand features of each coding sequence (`hand_features.matrix`).
+class SequencePredictor(DeviceModel):
+  """A `heads.SequenceModel` with its parameters on `mesh` (an `engine.DeviceModel`): `outputs(seqs)` float32[N, K]
+  (class logits or the standardised value) and `predict(seqs)` (class probabilities float64[N, C] or values
+  float64[N] in the labels' units, through `coding`). With `organism` (a model fine-tuned with
+  finetune.features=expression) the head also reads the hand features of each coding sequence
+  (`hand_features.matrix`).
 
   Attributes: mcfg, coding (`labels.LabelCoding`), window (L), mesh, params, batch_windows (windows per batch),
   positions, organism, num_features."""
 
   def __init__(self, mcfg: encoder.ModelConfig, coding: labels_lib.LabelCoding, window: int, params, mesh,
                rules, batch_windows: int = 128, positions: int = 0, organism: str | None = None):
-    self.mcfg, self.coding, self.window, self.params, self.mesh = mcfg, coding, int(window), params, mesh
+    super().__init__(params, mesh, rules)
+    self.mcfg, self.coding, self.window = mcfg, coding, int(window)
     self.positions, self.organism = int(positions), organism
     self.num_features = len(hand_features.NAMES) if organism else 0
-    self._unit = math.lcm(sharding.axis_size(mesh, rules.get("batch")), jax.process_count())
-    self.batch_windows = max(int(batch_windows), self._unit)
+    self.batch_windows = max(int(batch_windows), self.unit)
     graphdef, _ = heads.model_graph(mcfg, coding.num_outputs, 0.0, self.positions, self.num_features)
     param_sh = jax.tree.map(lambda a: a.sharding, heads.sharded_abstract_params(
         mcfg, coding.num_outputs, mesh, rules, self.positions, self.num_features))
     in_sh = sharding.batch_sharding(mesh, 3, rules)
     self._in_sh, self._feature_sh = in_sh, sharding.batch_sharding(mesh, 2, rules)
     extra = (self._feature_sh,) if self.num_features else ()
-    self._forward, self._pooled = (
-        jax.jit(sharding.traced_with_rules(functools.partial(fn, graphdef=graphdef), mesh, rules),
-                in_shardings=(param_sh, in_sh, in_sh, *extra), out_shardings=sharding.batch_sharding(mesh, 2, rules))
-        for fn in (_forward, _pooled))
+    self._forward, self._pooled = (self.jit(functools.partial(fn, graphdef=graphdef), (param_sh, in_sh, in_sh, *extra),
+                                            2) for fn in (_forward, _pooled))
 
   @classmethod
   def from_workdir(cls, workdir: str, seed: int | None = None) -> SequencePredictor:
     """The model of a fine-tuning directory: the best validation checkpoint of `seed` (default: the seed that
     scored best on the validation rows). Raises UserError for a directory that is not one, an unknown seed or an
     unreadable checkpoint."""
-    info = read_info(workdir)
-    with open(os.path.join(workdir, "config.json")) as f:
-      cfg = config_lib.from_json(f.read())
+    cfg, info = rundir.finetuning(workdir)
     seed = _seed(info, workdir, seed)
     coding = labels_lib.LabelCoding(**info["coding"])
     mcfg = encoder.config_from(cfg.model.to_dict())
     mesh = sharding.make_mesh(dict(DATA_PARALLEL))  # as the engine: never the training mesh
     rules = sharding.rules_from_config(cfg.mesh.rules)
-    ckpt = checkpoint.Checkpointer(workdir, keep=1, async_save=False, create=False,
-                                   directory=os.path.join(workdir, f"seed_{seed}", "best"))
+    ckpt = rundir.checkpointer(rundir.seed_dir(workdir, seed), best=True)
     try:
       step = ckpt.resolve_step(None)
       organism = info.get("organism") if info.get("features") == "expression" else None
@@ -186,12 +133,6 @@ class SequencePredictor:
     finally:
       ckpt.close()
     return cls(mcfg, coding, info["window"], params, mesh, rules, cfg.eval.batch, info.get("positions", 0), organism)
-
-  def bind(self, params) -> SequencePredictor:
-    """The same predictor (compiled function shared) with other parameters of the same shapes and shardings."""
-    out = copy.copy(self)
-    out.params = params
-    return out
 
   def check_lengths(self, table) -> None:
     """As `labels.check_positions` with this model's positions."""
@@ -226,8 +167,8 @@ class SequencePredictor:
     plan = []
     for W in np.unique(buckets):
       rows = np.flatnonzero(buckets == W)
-      per = max(self._unit, (self.batch_windows // int(W)) // self._unit * self._unit)
-      per = min(per, -(-len(rows) // self._unit) * self._unit)
+      per = max(self.unit, (self.batch_windows // int(W)) // self.unit * self.unit)
+      per = min(per, -(-len(rows) // self.unit) * self.unit)
       plan += [(int(W), rows[a:a + per], per) for a in range(0, len(rows), per)]
     for W, rows, per in tqdm(plan, desc="predict", unit="batch", leave=False,
                              disable=not (progress and runtime.is_main() and len(plan) > 1)):
@@ -235,14 +176,12 @@ class SequencePredictor:
       tok = np.zeros((per, W, L), np.uint8)
       wt = np.zeros((per, W, L), np.float32)
       tok[:len(rows)], wt[:len(rows)] = ids, wts
-      local = sharding.process_rows(per)
-      args = [jax.make_array_from_process_local_data(self._in_sh, a[local.start:local.stop]) for a in (tok, wt)]
+      batch = [(tok, self._in_sh), (wt, self._in_sh)]
       if features is not None:
         feat = np.zeros((per, features.shape[1]), np.float32)
         feat[:len(rows)] = features[rows]
-        args.append(jax.make_array_from_process_local_data(self._feature_sh, feat[local.start:local.stop]))
-      y = fn(self.params, *args)
-      out[rows] = np.asarray(jax.device_get(multihost_utils.process_allgather(y, tiled=True)))[:len(rows)]
+        batch.append((feat, self._feature_sh))
+      out[rows] = self.call(fn, batch)[:len(rows)]
     return out
 
   def predict(self, seqs: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:

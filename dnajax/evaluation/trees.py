@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dnajax.data import labels as labels_lib
+from dnajax.data import rundir
 from dnajax.errors import UserError
 from dnajax.evaluation import hand_features
 
@@ -131,7 +132,7 @@ class TreesPredictor:
     Raises UserError for a missing or unreadable model file or base run."""
     from dnajax.evaluation.engine import Engine
 
-    path = os.path.join(workdir, f"seed_{seed}", MODEL_FILE)
+    path = os.path.join(rundir.seed_dir(workdir, seed), MODEL_FILE)
     try:
       with open(path, "rb") as f:
         saved = pickle.load(f)
@@ -139,7 +140,7 @@ class TreesPredictor:
       raise UserError(f"{path}: cannot be read ({type(e).__name__}: {e}); rerun `dnajax finetune` into a new "
                       "--output") from None
     base = info["base"]
-    if not os.path.isfile(os.path.join(base["workdir"], "config.json")):
+    if rundir.kind(base["workdir"]) != rundir.PRETRAINING:
       raise UserError(f"{workdir}: reads the encoder of its base run {base['workdir']}, which is gone; restore it "
                       "there (a trees model keeps only its head)")
     rep = saved["representation"]

@@ -4,7 +4,6 @@ and the summary beside the k-mer baseline."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -12,13 +11,13 @@ import time
 
 import numpy as np
 
-from dnajax import checkpoint, runtime, sharding
 from dnajax import config as config_lib
-from dnajax.data import corpus, tables, tokens, windows, writers
+from dnajax import runtime, sharding
+from dnajax.data import corpus, rundir, tables, tokens, windows
 from dnajax.data import labels as labels_lib
 from dnajax.errors import UserError
 from dnajax.evaluation import hand_features, render
-from dnajax.evaluation.finetuned import INFO, TRAIN_SEQUENCES, SequencePredictor
+from dnajax.evaluation.finetuned import SequencePredictor
 from dnajax.model import encoder
 from dnajax.training import finetune_loop as loop_lib
 from dnajax.training import guards
@@ -115,14 +114,12 @@ def check_output(output: str, base_workdir: str, settings: dict) -> dict | None:
     raise UserError(f"--output {output}: is the base run's --workdir; give the fine-tuning its own directory")
   if os.path.exists(output) and not os.path.isdir(output):
     raise UserError(f"--output {output}: is a file; give a directory for the fine-tuning")
-  path = os.path.join(output, INFO)
-  if not os.path.isfile(path):
+  if rundir.kind(output) != rundir.FINETUNING:
     if os.path.isdir(output) and os.listdir(output):
-      raise UserError(f"--output {output}: a non-empty directory that is not a fine-tuning (no {INFO}); give a new "
-                      "or empty directory")
+      raise UserError(f"--output {output}: a non-empty directory that is not a fine-tuning (no {rundir.FINETUNE}); "
+                      "give a new or empty directory")
     return None
-  with open(path) as f:
-    info = json.load(f)
+  info = rundir.read_info(output)
   for key in sorted(settings, key=lambda k: k != "inputs"):  # a changed input file explains any other change
     if info.get(key) != settings[key]:
       a, b = info.get(key), settings[key]
@@ -143,24 +140,16 @@ def start_output(output: str, cfg, info: dict, train_table) -> None:
   if not runtime.is_main():
     return
   os.makedirs(output, exist_ok=True)
-  writers.atomic_write_text(os.path.join(output, "config.json"), config_lib.to_json(cfg))
-  writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
-  writers.atomic_write_text(os.path.join(output, TRAIN_SEQUENCES),
-                            "".join(tokens.decode(s) + "\n" for s in train_table.seqs))
+  rundir.write_config(output, cfg)
+  rundir.write_info(output, render.to_json(info) + "\n")
+  rundir.write_training_sequences(output, [tokens.decode(s) for s in train_table.seqs])
 
 
 def load_base(base_workdir: str, step: int | None):
   """(base config, {workdir, step, config}) of a pretraining run. Raises UserError for a directory that is not
   one (or is a fine-tuning) and a missing step."""
-  if os.path.isfile(os.path.join(base_workdir, INFO)):
-    raise UserError(f"--workdir {base_workdir}: is a fine-tuning directory; pass the pretraining run it started from")
-  path = os.path.join(base_workdir, "config.json")
-  if not os.path.isfile(path):
-    raise UserError(f"--workdir {base_workdir}: not a dnajax workdir (no config.json); pass a pretraining run")
-  with open(path) as f:
-    cfg = config_lib.from_json(f.read())
-  ckpt = checkpoint.Checkpointer(base_workdir, keep=cfg.ckpt.keep, async_save=False, create=False,
-                                 directory=cfg.ckpt.dir)
+  cfg = rundir.pretraining(base_workdir)
+  ckpt = rundir.checkpointer(base_workdir, cfg)
   try:
     step = ckpt.resolve_step(step)
   finally:
@@ -171,7 +160,7 @@ def load_base(base_workdir: str, step: int | None):
 def restore_base(base: dict, cfg, mesh, rules) -> dict:
   """The base run's encoder parameters of its recorded step, placed on `mesh`."""
   mcfg = encoder.config_from({**cfg.model.to_dict(), "lora_rank": 0})
-  ckpt = checkpoint.Checkpointer(base["workdir"], keep=1, async_save=False, create=False, directory=cfg.ckpt.dir)
+  ckpt = rundir.checkpointer(base["workdir"], cfg)
   try:
     return ckpt.restore_params(base["step"], encoder.sharded_abstract_params(mcfg, mesh, rules))
   finally:
@@ -252,7 +241,7 @@ def _finish(info: dict, output: str, coding, splits: dict, positions: int, seeds
   info["seeds"] = [int(s) for s in seeds]
   info["wall_seconds"] = time.time() - t0
   if runtime.is_main():
-    writers.atomic_write_text(os.path.join(output, INFO), render.to_json(info) + "\n")
+    rundir.write_info(output, render.to_json(info) + "\n")
   return info
 
 

@@ -21,13 +21,14 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from dnajax import checkpoint, runtime
+from dnajax import runtime
 from dnajax.data import labels as labels_lib
-from dnajax.data import tables, writers
+from dnajax.data import rundir, tables
 from dnajax.errors import UserError
 from dnajax.evaluation import downstream, finetuned, hand_features, render
 from dnajax.evaluation.finetuned import SequencePredictor
 from dnajax.model import heads
+from dnajax.training import fit as fit_lib
 from dnajax.training import guards
 from dnajax.training import writer as writer_lib
 from dnajax.training.finetune_program import FinetuneProgram
@@ -92,14 +93,23 @@ def _better(a: float | None, b: float | None) -> bool:
 
 
 def _train_record(pending: list, task: str) -> dict:
+  """The train record of one window of step metrics; TrainingDiverged when every update of it was skipped as
+  non-finite (finetune.skip_nonfinite) or, without skipping, when its loss is not finite."""
   vals = jax.device_get(pending)
+  skipped = sum(int(v["skipped"]) for v in vals)
+  if skipped == len(vals):
+    raise guards.TrainingDiverged(f"fine-tuning diverged: all {len(vals)} updates of a logging window were skipped "
+                                  f"as non-finite; {DIVERGED_FIX}")
   rows = sum(float(v["rows"]) for v in vals)
   rec = {"train/loss": sum(float(v["loss_sum"]) for v in vals) / rows if rows else None,
          "train/grad_norm": float(vals[-1]["grad_norm"]), "train/learning_rate": float(vals[-1]["lr"])}
   if task == "classification":
     rec["train/accuracy"] = sum(float(v["correct"]) for v in vals) / rows if rows else None
+  if skipped:
+    rec["train/skipped_nonfinite_steps"] = skipped
+    log.warning("skipped %d fine-tuning update(s) with non-finite loss or gradients", skipped)
   if rec["train/loss"] is not None and not math.isfinite(rec["train/loss"]):
-    raise guards.TrainingDiverged("fine-tuning diverged: non-finite loss; lower --config.finetune.learning_rate")
+    raise guards.TrainingDiverged(f"fine-tuning diverged: non-finite loss; {DIVERGED_FIX}")
   return rec
 
 
@@ -117,12 +127,78 @@ def standardise(job: Job, program: FinetuneProgram, state: dict) -> dict:
   return {**state, "trainable": trainable}
 
 
+DIVERGED_FIX = "lower --config.finetune.learning_rate"
+
+
+@dataclasses.dataclass
+class FineTuning:
+  """One seed of a fine-tuning as a `fit.Task`: epochs of the training rows in a seeded order, validation every
+  `finetune.eval_every` steps (default once per epoch) keeping the best parameters in `best`, early stopping after
+  `finetune.patience` validations without improvement, a checkpoint (with this record) at every validation."""
+
+  job: Job
+  program: FinetuneProgram
+  best: object  # the Checkpointer of seed_K/best
+  writer: writer_lib.MetricsWriter
+  bar: tqdm
+  metric: str
+  record: dict  # best_step, best_score, best_val, since_best, stopped_early, wall_seconds (saved with checkpoints)
+  t0: float  # when wall_seconds was last brought up to date
+
+  @property
+  def log_every(self) -> int:
+    return self.job.cfg.finetune.log_every
+
+  def batch(self, step: int) -> dict:
+    train = self.job.splits["train"]
+    return self.program.make_batch(step, train.table.seqs, train.targets, train.features)
+
+  def step(self, state: dict, batch: dict):
+    return self.program.step(state, batch)
+
+  def read(self, window: list) -> None:
+    rec = _train_record([m for _, m in window], self.job.coding.task)
+    self.writer.write(window[-1][0], "train", rec)
+    self.bar.set_postfix(loss=render.number(rec["train/loss"], ".3f"))
+
+  def evaluating(self, done: int, total: int) -> bool:
+    return done % (self.job.cfg.finetune.eval_every or self.program.steps_per_epoch) == 0 or done == total
+
+  saving = evaluating  # a checkpoint (state and record) at every validation
+
+  def evaluate(self, state: dict, done: int) -> bool:
+    record, f = self.record, self.job.cfg.finetune
+    val = evaluate(self.job, self.program.params(state), "val")
+    self.writer.write(done, "val", render.flatten(val, "val"))
+    s = score(val, self.metric)
+    if _better(s, record["best_score"]) or record["best_step"] is None:
+      record.update(best_step=done, best_score=s, best_val=val, since_best=0)
+      self.best.save(done, {"params": self.program.params(state)}, {"step": done, "val": val}, force=True)
+    else:
+      record["since_best"] += 1
+      record["stopped_early"] = bool(f.patience and record["since_best"] >= f.patience)
+    self.bar.set_postfix(loss=render.number(val["loss"], ".3f"),
+                         **{f"val_{self.metric}": render.number(val[self.metric])})
+    return record["stopped_early"]
+
+  def trained(self, state: dict):
+    return state["trainable"]
+
+  def meta(self, done: int) -> dict:
+    self.record["wall_seconds"] += time.time() - self.t0
+    self.t0 = time.time()
+    return {"step": done, "record": self.record, "config": self.job.cfg.to_dict()}
+
+  def synced(self, state: dict, done: int) -> None:
+    pass
+
+
 def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
-  """Fine-tune (or resume, or read back) seed `seed`: its result {seed, best_step, select_metric, select_score, val,
-  test (or absent), steps, epochs, stopped_early, wall_seconds}, or {interrupted, signal, checkpoint_step}."""
-  sdir = os.path.join(job.output, f"seed_{seed}")
-  result_path = os.path.join(sdir, "result.json")
-  done = finetuned.read_result(sdir)
+  """Fine-tune (or resume, or read back) seed `seed` (`fit.fit` of `FineTuning`): its result {seed, best_step,
+  select_metric, select_score, val, test (or absent), steps, epochs, stopped_early, wall_seconds}, or {interrupted,
+  signal, checkpoint_step}."""
+  sdir = rundir.seed_dir(job.output, seed)
+  done = rundir.read_result(sdir)
   if done is not None:
     return done
   t0 = time.time()
@@ -131,8 +207,8 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
                             job.windows_per_row, seed, mesh=job.predictor.mesh, positions=job.predictor.positions,
                             num_features=job.predictor.num_features)
   os.makedirs(sdir, exist_ok=True)
-  ckpt = checkpoint.Checkpointer(sdir, keep=1, async_save=False)
-  best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, directory=os.path.join(sdir, "best"))
+  ckpt = rundir.checkpointer(sdir, create=True)
+  best = rundir.checkpointer(sdir, best=True, create=True)
   writer = writer_lib.MetricsWriter(sdir, cfg.log.tensorboard)
   metric = select_metric(cfg, job.coding.task)
   start = ckpt.latest_step()
@@ -144,51 +220,23 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
     state, meta = ckpt.restore(start, program.abstract_state)
     record = meta["record"]
     log.info("seed %d: resumed from step %d", seed, start)
-  f = cfg.finetune
-  eval_every, total = f.eval_every or program.steps_per_epoch, program.total_steps
-  bar = tqdm(total=total, initial=start, desc=f"seed {seed}", unit="step", dynamic_ncols=True,
+  total = start if record["stopped_early"] else program.total_steps
+  bar = tqdm(total=program.total_steps, initial=start, desc=f"seed {seed}", unit="step", dynamic_ncols=True,
              disable=not (job.progress and runtime.is_main()))
-  pending, done = [], start
+  task = FineTuning(job, program, best, writer, bar, metric, record, t0)
   try:
-    for step in range(start, total):
-      if record["stopped_early"]:
-        break
-      state, m = program.step(state, program.make_batch(step, train.table.seqs, train.targets, train.features))
-      done = step + 1
-      pending.append(m)
-      if done % f.log_every == 0 or done == total:
-        rec = _train_record(pending, job.coding.task)
-        writer.write(done, "train", rec)
-        bar.set_postfix(loss=render.number(rec["train/loss"], ".3f"))
-        pending = []
-      stopping = stop.requested_everywhere(at_sync_point=done % f.log_every == 0)
-      if done % eval_every == 0 or done == total:
-        val = evaluate(job, program.params(state), "val")
-        writer.write(done, "val", render.flatten(val, "val"))
-        s = score(val, metric)
-        if _better(s, record["best_score"]) or record["best_step"] is None:
-          record.update(best_step=done, best_score=s, best_val=val, since_best=0)
-          best.save(done, {"params": program.params(state)}, {"step": done, "val": val}, force=True)
-        else:
-          record["since_best"] += 1
-          record["stopped_early"] = bool(f.patience and record["since_best"] >= f.patience)
-        bar.set_postfix(loss=render.number(val["loss"], ".3f"), **{f"val_{metric}": render.number(val[metric])})
-      if done % eval_every == 0 or done == total or stopping:
-        record["wall_seconds"] += time.time() - t0
-        t0 = time.time()
-        ckpt.save(done, state, {"step": done, "record": record, "config": cfg.to_dict()}, force=True)
-      bar.update(1)
-      if stopping:
-        log.warning("%s: seed %d stopped after step %d (checkpoint saved); rerun the same command to resume",
-                    stop.name, seed, done)
-        return {"interrupted": True, "signal": stop.name, "checkpoint_step": done, "seed": seed}
+    state, done, interrupted = fit_lib.fit(task, state, start, total, stop, ckpt, bar, DIVERGED_FIX)
   finally:
     bar.close()
     ckpt.close()
     best.close()
     writer.close()
+  if interrupted:
+    log.warning("%s: seed %d stopped after step %d (checkpoint saved); rerun the same command to resume",
+                stop.name, seed, done)
+    return {"interrupted": True, "signal": stop.name, "checkpoint_step": done, "seed": seed}
   # A fresh manager reads the best parameters back (the one that saved them cannot restore a part of the state).
-  best = checkpoint.Checkpointer(sdir, keep=1, async_save=False, create=False, directory=os.path.join(sdir, "best"))
+  best = rundir.checkpointer(sdir, best=True)
   try:
     params = best.restore_params(record["best_step"], heads.sharded_abstract_params(
         program.mcfg, job.coding.num_outputs, program.mesh, program.rules, program.positions, program.num_features))
@@ -197,11 +245,11 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   result = {"seed": seed, "best_step": record["best_step"], "select_metric": metric,
             "select_score": record["best_score"], "val": record["best_val"], "steps": done,
             "epochs": done / program.steps_per_epoch, "stopped_early": record["stopped_early"],
-            "wall_seconds": record["wall_seconds"] + time.time() - t0}
+            "wall_seconds": record["wall_seconds"] + time.time() - task.t0}
   if "test" in job.splits:
     result["test"] = evaluate(job, params, "test")
   if runtime.is_main():
-    writers.atomic_write_text(result_path, render.to_json(result) + "\n")
+    rundir.write_result(sdir, render.to_json(result) + "\n")
   return result
 
 

@@ -28,7 +28,7 @@ from dnajax import sharding
 from dnajax.data import windows
 from dnajax.errors import UserError
 from dnajax.model import encoder, heads
-from dnajax.training import optim
+from dnajax.training import optim, steps
 
 METHODS = ("auto", "head", "full", "lora", "trees")  # trees: finetune_trees; auto: finetune_job.finetune_config
 
@@ -77,28 +77,30 @@ def row_losses(outputs_BxK, targets_B, task: str):
   return jnp.square(outputs_BxK[:, 0] - targets_B.astype(jnp.float32)), jnp.zeros_like(outputs_BxK[:, 0])
 
 
-def finetune_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, task: str, dropout: bool):
+def finetune_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, task: str, dropout: bool,
+                  grad_accum: int = 1, skip_nonfinite: bool = False):
   """One update of the trainable parameters: state -> (state, metrics on the device: loss_sum, correct, rows,
-  grad_norm, lr). Dropout keys are `fold_in(key(seed), step)`, so results do not depend on the mesh."""
+  grad_norm, lr, skipped). Dropout keys are `fold_in(key(seed), step)`, so results do not depend on the mesh;
+  gradient accumulation and skipping non-finite updates as `steps.apply_gradients` (the pretraining step's)."""
   step = state["step"]
   key = jax.random.fold_in(jax.random.key(seed), step) if dropout else None
-  rw_B = batch["row_weights"].astype(jnp.float32)
-  rows = rw_B.sum()
+  rows = batch["row_weights"].astype(jnp.float32).sum()
 
-  def loss_fn(trainable):
+  def loss_fn(trainable, b, k):
+    rw_B = b["row_weights"].astype(jnp.float32)
     model = nnx.merge(graphdef, combine(trainable, state["frozen"]))
-    out_BxK = model(batch["tokens"].astype(jnp.int32), batch["weights"].astype(jnp.float32), batch.get("features"),
-                    dropout_key=key)
-    loss_B, correct_B = row_losses(out_BxK, batch["targets"], task)
+    out_BxK = model(b["tokens"].astype(jnp.int32), b["weights"].astype(jnp.float32), b.get("features"),
+                    dropout_key=k)
+    loss_B, correct_B = row_losses(out_BxK, b["targets"], task)
     loss_sum = (loss_B * rw_B).sum()
     return loss_sum / jnp.maximum(rows, 1.0), (loss_sum, (correct_B * rw_B).sum())
 
-  grads, (loss_sum, correct) = jax.grad(loss_fn, has_aux=True)(state["trainable"])
-  updates, opt_state = tx.update(grads, state["opt_state"], state["trainable"])
-  new = {"step": step + 1, "trainable": optax.apply_updates(state["trainable"], updates), "frozen": state["frozen"],
-         "opt_state": opt_state}
-  return new, {"loss_sum": loss_sum, "correct": correct, "rows": rows, "grad_norm": optax.tree.norm(grads),
-               "lr": schedule(step)}
+  trainable, opt_state, (loss_sum, correct), grad_norm, skipped = steps.apply_gradients(
+      jax.grad(loss_fn, has_aux=True), state["trainable"], state["opt_state"], batch, key, tx=tx,
+      grad_accum=grad_accum, skip_nonfinite=skip_nonfinite)
+  new = {"step": step + 1, "trainable": trainable, "frozen": state["frozen"], "opt_state": opt_state}
+  return new, {"loss_sum": loss_sum, "correct": correct, "rows": jnp.where(skipped, 0.0, rows),
+               "grad_norm": grad_norm, "lr": schedule(step), "skipped": skipped}
 
 
 class FinetuneProgram:
@@ -121,9 +123,11 @@ class FinetuneProgram:
     self.rules = sharding.rules_from_config(cfg.mesh.rules)
     self.batch = int(f.batch)
     shards = sharding.axis_size(self.mesh, self.rules.get("batch"))
-    if self.batch % shards or self.batch % jax.process_count():
-      raise UserError(f"--config.finetune.batch={self.batch} is not divisible by the {shards} batch shards (mesh axes "
-                      f"{self.rules.get('batch')}) and {jax.process_count()} processes; change the batch or the mesh")
+    accum = int(f.grad_accum)
+    if accum < 1 or self.batch % accum or (self.batch // accum) % shards or self.batch % jax.process_count():
+      raise UserError(f"--config.finetune.batch={self.batch} with finetune.grad_accum={accum}: each of the {accum} "
+                      f"micro-batches must divide by the {shards} batch shards (mesh axes {self.rules.get('batch')}), "
+                      f"and the batch by the {jax.process_count()} processes; change the batch, grad_accum or the mesh")
     self.steps_per_epoch = -(-self.num_train // self.batch)
     self.total_steps = self.steps_per_epoch * int(f.epochs)
     opt = types.SimpleNamespace(**{**cfg.opt.to_dict(), "learning_rate": f.learning_rate,
@@ -149,7 +153,8 @@ class FinetuneProgram:
     self.init = jax.jit(self._create, in_shardings=(base_sh,), out_shardings=self.state_sh)
     dropout = f.head_dropout > 0 or self.mcfg.dropout > 0
     step_fn = functools.partial(finetune_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
-                                seed=seed, task=task, dropout=dropout)
+                                seed=seed, task=task, dropout=dropout, grad_accum=accum,
+                                skip_nonfinite=bool(f.skip_nonfinite))
     self.step = jax.jit(sharding.traced_with_rules(step_fn, self.mesh, self.rules),
                         in_shardings=(self.state_sh, self.batch_sh), out_shardings=(self.state_sh, repl),
                         donate_argnums=0)

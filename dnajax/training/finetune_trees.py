@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from dnajax.data import labels as labels_lib
-from dnajax.data import writers
+from dnajax.data import rundir
 from dnajax.evaluation import finetuned, hand_features, render, trees
 from dnajax.evaluation.engine import Engine
 
@@ -52,8 +52,8 @@ def run(job_cfg, output: str, coding: labels_lib.LabelCoding, splits: dict, base
   f = job_cfg.finetune
   results, inputs = {}, {}
   for seed in seeds:
-    sdir = os.path.join(output, f"seed_{seed}")
-    done = finetuned.read_result(sdir)
+    sdir = rundir.seed_dir(output, seed)
+    done = rundir.read_result(sdir)
     if done is not None:
       results[seed] = done
       continue
@@ -89,6 +89,6 @@ def run(job_cfg, output: str, coding: labels_lib.LabelCoding, splits: dict, base
       result["test"] = metrics["test"]
     log.info("seed %d: %d boosting iterations chosen on val (%s %s), %d input columns", seed, best, select,
              render.number(metrics["val"].get(select)), x["train"].shape[1])
-    writers.atomic_write_text(os.path.join(sdir, "result.json"), render.to_json(result) + "\n")
+    rundir.write_result(sdir, render.to_json(result) + "\n")
     results[seed] = result
   return results

@@ -16,6 +16,7 @@ import psutil
 from jax.experimental import multihost_utils
 
 from dnajax import checkpoint
+from dnajax.data import rundir
 from dnajax.errors import UserError
 from dnajax.model import encoder
 from dnajax.training.program import TrainProgram
@@ -109,7 +110,7 @@ def check_resources(cfg, program: TrainProgram, workdir: str) -> dict:
   place = _existing_ancestor(workdir)
   if not os.path.isdir(place) or not os.access(place, os.W_OK | os.X_OK):
     raise UserError(f"{workdir}: cannot write here ({place} is not a writable directory); pass another --workdir")
-  ckpt_dir = cfg.ckpt.dir or os.path.join(workdir, "checkpoints")
+  ckpt_dir = rundir.checkpoints_dir(workdir, cfg)
   if "://" not in ckpt_dir:
     free = shutil.disk_usage(_existing_ancestor(ckpt_dir)).free
     if free < 1.1 * state_bytes + 2**20:

@@ -8,7 +8,6 @@ window, after the next step has been dispatched, so the loop never waits on the 
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -24,14 +23,15 @@ from tqdm import tqdm
 
 from dnajax import checkpoint, runtime, sharding
 from dnajax import config as config_lib
+from dnajax.data import rundir, sources
 from dnajax.data import sampler as sampler_lib
-from dnajax.data import sources, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.evaluation.engine import Engine
 from dnajax.evaluation.validation import Validation
 from dnajax.model import encoder
 from dnajax.training import aot, guards, optim
+from dnajax.training import fit as fit_lib
 from dnajax.training import writer as writer_lib
 from dnajax.training.program import TrainProgram
 
@@ -68,7 +68,6 @@ class LoopState:
   bar: tqdm
   clock_time: float  # when the throughput clock last started
   clock_step: int  # the step it started at
-  pending: list = dataclasses.field(default_factory=list)  # [(step after the update, device metrics)] not read yet
 
 
 def read_window(run: Run, loop: LoopState, window: list) -> None:
@@ -106,15 +105,6 @@ def read_window(run: Run, loop: LoopState, window: list) -> None:
                        tok_s=f"{tps:,.0f}")
 
 
-def save(run: Run, state: dict, step: int) -> None:
-  """Checkpoint `step` only if every parameter is finite (checked here: saves are rare host syncs)."""
-  if not bool(jax.device_get(guards.all_finite(state["params"]))):
-    raise guards.TrainingDiverged(f"training diverged: non-finite parameters at step {step}, not saved; "
-                                  f"{guards.last_good(run.ckpt)}; lower opt.learning_rate or raise opt.warmup_steps")
-  meta = {"step": step, "config": run.cfg.to_dict(), "data_position": {"next_step": step}}
-  run.ckpt.save(step, state, meta, force=True)
-
-
 def validate(run: Run, state: dict, step: int) -> dict:
   """The validation result of the current parameters, written as a `val/...` record."""
   result = run.validation.run(run.engine.bind(state["params"]))
@@ -122,48 +112,63 @@ def validate(run: Run, state: dict, step: int) -> dict:
   return result
 
 
+DIVERGED_FIX = "lower opt.learning_rate or raise opt.warmup_steps"
+
+
+@dataclasses.dataclass
+class Pretraining:
+  """Masked-nucleotide pretraining as a `fit.Task`: batches from the samplers, validation against the Bayes limit
+  and baselines every `train.eval_every` steps, checkpoints every `ckpt.every` (and at the end)."""
+
+  run: Run
+  loop: LoopState
+  final: dict | None = None  # the last validation
+
+  @property
+  def log_every(self) -> int:
+    return self.run.cfg.train.log_every
+
+  def batch(self, step: int) -> dict:
+    return self.run.next_batch(step)
+
+  def step(self, state: dict, batch: dict):
+    return self.run.program.train_step(state, batch)
+
+  def read(self, window: list) -> None:
+    read_window(self.run, self.loop, window)
+
+  def evaluating(self, done: int, total: int) -> bool:
+    return done % self.run.cfg.train.eval_every == 0 or done == total
+
+  def saving(self, done: int, total: int) -> bool:
+    return done % self.run.cfg.ckpt.every == 0 or done == total
+
+  def evaluate(self, state: dict, done: int) -> bool:
+    self.final = validate(self.run, state, done)
+    if runtime.is_main():
+      tqdm.write(f"step {done}: validation {render.validation_line(self.final)}")
+    return False
+
+  def trained(self, state: dict):
+    return state["params"]
+
+  def meta(self, done: int) -> dict:
+    return {"step": done, "config": self.run.cfg.to_dict(), "data_position": {"next_step": done}}
+
+  def synced(self, state: dict, done: int) -> None:  # tokens/s measures training: validation and saves left out
+    jax.block_until_ready(state["step"])
+    self.loop.clock_time, self.loop.clock_step = time.time(), done
+
+
 def train_steps(run: Run, loop: LoopState, state: dict, start: int, total: int, stop: guards.StopRequest):
-  """Steps `start`..`total` -> (state, last validation or None, interrupted {signal, checkpoint_step} or None)."""
-  cfg, le = run.cfg, run.cfg.train.log_every
-  final = interrupted = None
-  with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    next_batch = pool.submit(run.next_batch, start) if start < total else None
-    for step in range(start, total):
-      batch = next_batch.result()
-      if step + 1 < total:
-        next_batch = pool.submit(run.next_batch, step + 1)
-      state, m = run.program.train_step(state, batch)
-      done = step + 1
-      loop.pending.append((done, m))
-      # Windows end at multiples of log_every (the same grid after a resume); a window is read once the next step
-      # has been dispatched, so the device never waits on the host.
-      if len(loop.pending) > 1 and loop.pending[-2][0] % le == 0:
-        read_window(run, loop, loop.pending[:-1])
-        loop.pending = loop.pending[-1:]
-      # A stop request (SIGTERM/SIGINT) ends the run after this step; with several processes they agree on the
-      # step at window ends, where metrics are read anyway.
-      stopping = stop.requested_everywhere(at_sync_point=done % le == 0)
-      evaluating = done % cfg.train.eval_every == 0 or done == total
-      saving = done % cfg.ckpt.every == 0 or done == total or stopping
-      if loop.pending and (evaluating or saving):
-        read_window(run, loop, loop.pending)  # every update up to `done` is checked before it is evaluated or saved
-        loop.pending = []
-      if evaluating:
-        final = validate(run, state, done)
-        if runtime.is_main():
-          tqdm.write(f"step {done}: validation {render.validation_line(final)}")
-      if saving:
-        save(run, state, done)
-      if evaluating or saving:  # tokens/s measures training: validation and checkpoint time are left out
-        jax.block_until_ready(state["step"])
-        loop.clock_time, loop.clock_step = time.time(), done
-      loop.bar.update(1)
-      if stopping:
-        interrupted = {"signal": stop.name, "checkpoint_step": done}
-        log.warning("%s: stopped after step %d and saved a checkpoint there; rerun the same command to resume",
-                    stop.name, done)
-        break
-  return state, final, interrupted
+  """Steps `start`..`total` (`fit.fit` of `Pretraining`) -> (state, last validation or None, interrupted {signal,
+  checkpoint_step} or None)."""
+  task = Pretraining(run, loop)
+  state, done, interrupted = fit_lib.fit(task, state, start, total, stop, run.ckpt, loop.bar, DIVERGED_FIX)
+  if interrupted:
+    log.warning("%s: stopped after step %d and saved a checkpoint there; rerun the same command to resume",
+                stop.name, done)
+  return state, task.final, interrupted
 
 
 # What the learning-rate schedule is made of (and, through train.steps, the curriculum's stages).
@@ -237,11 +242,8 @@ def prepare_workdir(cfg, workdir: str):
   config.json as it was, or None). config.json is written later, once the run is sure to train (`save_config`).
 
   Raises UserError for a workdir of another model or bad data."""
-  config_path = os.path.join(workdir, "config.json")
-  previous = None
-  if os.path.isfile(config_path):
-    with open(config_path) as f:
-      previous = config_lib.from_json(f.read())
+  previous = rundir.read_config(workdir)
+  if previous is not None:
     if previous.model.to_dict() != cfg.model.to_dict():
       raise UserError(f"{workdir}: holds a run with a different model config; use a new --workdir or the same "
                       "--config.model.* values")
@@ -258,7 +260,7 @@ def prepare_workdir(cfg, workdir: str):
 def save_config(cfg, workdir: str) -> None:
   """WORKDIR/config.json (process 0), written whole or not at all."""
   if runtime.is_main():
-    writers.atomic_write_text(os.path.join(workdir, "config.json"), config_lib.to_json(cfg))
+    rundir.write_config(workdir, cfg)
 
 
 def check_windows(cfg, corpus) -> None:
@@ -290,8 +292,7 @@ def set_up(cfg, workdir: str, program: TrainProgram, stop_at: int | None):
            corpus.index["total_bases"], len(corpus.split("train")), len(corpus.split("val")),
            validation.num_masked,
            f", Bayes-optimal accuracy {render.number(validation.bayes['masked_accuracy'])}" if validation.bayes else "")
-  ckpt = checkpoint.Checkpointer(workdir, keep=cfg.ckpt.keep, async_save=cfg.ckpt.async_save,
-                                 directory=cfg.ckpt.dir)
+  ckpt = rundir.checkpointer(workdir, cfg, create=True, async_save=cfg.ckpt.async_save)
   start = ckpt.latest_step()
   if start is not None:
     state = resume(program, ckpt, start, previous)
@@ -303,7 +304,7 @@ def set_up(cfg, workdir: str, program: TrainProgram, stop_at: int | None):
     save_config(cfg, workdir)
   elif start >= cfg.train.steps and cfg.train.steps != previous.train.steps:
     log.info("nothing to train: checkpoint step %d >= train.steps %d; %s keeps the run's config", start,
-             cfg.train.steps, os.path.join(workdir, "config.json"))
+             cfg.train.steps, os.path.join(workdir, rundir.CONFIG))
   run = Run(cfg, program, samplers, sharding.process_rows(cfg.train.global_batch), validation,
             Engine(cfg, state["params"], program.mesh, program.rules), ckpt,
             writer_lib.MetricsWriter(workdir, cfg.log.tensorboard))

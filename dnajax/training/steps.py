@@ -41,6 +41,42 @@ def mlm_cross_entropy(params, batch: dict, key, *, graphdef, denom):
   return ce_sum / denom, (ce_sum, (correct_BxL * w_BxL).sum())
 
 
+def apply_gradients(grad_fn, params, opt_state, batch: dict, key, *, tx, grad_accum: int = 1,
+                    skip_nonfinite: bool = False):
+  """One optimizer update, the part pretraining and fine-tuning share: (params, opt_state, sums, grad_norm, skipped).
+
+  `grad_fn(params, batch, key)` -> (grads, sums: a tuple of float scalars, the loss sum first) over one batch whose
+  loss is already divided by the whole step's denominator. With `grad_accum` > 1 every array of `batch` (leading axis
+  B) is split into that many micro-batches scanned in sequence (key folded with the micro-batch index) and their
+  gradients and sums added: the same update as one batch, in 1/grad_accum of the activation memory. With
+  `skip_nonfinite` an update whose loss sum or gradient norm is not finite keeps the old params and moments, and its
+  sums read 0 (`skipped` True)."""
+  if grad_accum == 1:
+    grads, sums = grad_fn(params, batch, key)
+  else:
+    micro = jax.tree.map(lambda x: x.reshape((grad_accum, -1) + x.shape[1:]), batch)
+
+    def body(carry, inp):
+      i, mb = inp
+      k = None if key is None else jax.random.fold_in(key, i)
+      return jax.tree.map(jnp.add, carry, grad_fn(params, mb, k)), None
+
+    _, sums_shape = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], micro), key)
+    zeros = (jax.tree.map(jnp.zeros_like, params), tuple(jnp.zeros(x.shape, x.dtype) for x in sums_shape))
+    (grads, sums), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro))
+  updates, new_opt_state = tx.update(grads, opt_state, params)
+  new_params = optax.apply_updates(params, updates)
+  grad_norm = optax.tree.norm(grads)
+  skipped = jnp.zeros((), jnp.bool_)
+  if skip_nonfinite:  # keep the old params and moments; the step counter still advances (data stays in step)
+    skipped = ~(jnp.isfinite(sums[0]) & jnp.isfinite(grad_norm))
+    keep = lambda old, new: jnp.where(skipped, old, new)
+    new_params = jax.tree.map(keep, params, new_params)
+    new_opt_state = jax.tree.map(keep, opt_state, new_opt_state)
+    sums = tuple(jnp.where(skipped, 0.0, x) for x in sums)
+  return new_params, new_opt_state, sums, grad_norm, skipped
+
+
 def train_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, dropout: float, grad_accum: int,
                mask_rate: float, mask_rate_max: float = 0.0, skip_nonfinite: bool = False) -> tuple[dict, dict]:
   """One optimizer update: state {step, params, opt_state}, batch {"ids": uint8[B, L] the global batch's windows}
@@ -48,39 +84,19 @@ def train_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, d
 
   The windows are masked here (`masking.mask_for_training` at `mask_rate`..`mask_rate_max`, from seed, step and
   row) and dropout keys are `fold_in(key(seed), step)` (then the micro-batch and layer), so results do not depend on
-  the mesh. With `grad_accum` > 1 the batch is split into that many micro-batches scanned in sequence. With
-  `skip_nonfinite` an update whose loss or gradient norm is not finite leaves params and moments unchanged (the
-  step counter still advances). Metrics: mlm_ce_sum, correct, count (masked bases), grad_norm, lr, skipped.
+  the mesh. Gradient accumulation and skipping non-finite updates as `apply_gradients`. Metrics: mlm_ce_sum,
+  correct, count (masked bases), grad_norm, lr, skipped.
   """
   step = state["step"]
   batch = masking.mask_for_training(batch["ids"], seed, step, mask_rate, mask_rate_max)
   key = jax.random.fold_in(jax.random.key(seed), step) if dropout > 0 else None
   count = batch["weights"].astype(jnp.float32).sum()
-  grad_fn = jax.grad(functools.partial(mlm_cross_entropy, graphdef=graphdef, denom=jnp.maximum(count, 1.0)),
-                     has_aux=True)
-  if grad_accum == 1:
-    grads, (ce_sum, correct) = grad_fn(state["params"], batch, key)
-  else:
-    micro = jax.tree.map(lambda x: x.reshape((grad_accum, -1) + x.shape[1:]), batch)
+  loss = functools.partial(mlm_cross_entropy, graphdef=graphdef, denom=jnp.maximum(count, 1.0))
 
-    def body(carry, inp):
-      i, mb = inp
-      k = None if key is None else jax.random.fold_in(key, i)
-      g, (ls, c) = grad_fn(state["params"], mb, k)
-      return jax.tree.map(jnp.add, carry, (g, ls, c)), None
-
-    zeros = (jax.tree.map(jnp.zeros_like, state["params"]), jnp.zeros(()), jnp.zeros(()))
-    (grads, ce_sum, correct), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro))
-  updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
-  params = optax.apply_updates(state["params"], updates)
-  grad_norm = optax.tree.norm(grads)
-  skipped = jnp.zeros((), jnp.bool_)
-  if skip_nonfinite:  # keep the old params and moments; the step counter still advances (data stays in step)
-    skipped = ~(jnp.isfinite(ce_sum) & jnp.isfinite(grad_norm))
-    keep = lambda old, new: jnp.where(skipped, old, new)
-    params = jax.tree.map(keep, state["params"], params)
-    opt_state = jax.tree.map(keep, state["opt_state"], opt_state)
-    ce_sum, correct, count = (jnp.where(skipped, 0.0, x) for x in (ce_sum, correct, count))
+  params, opt_state, (ce_sum, correct), grad_norm, skipped = apply_gradients(
+      jax.grad(loss, has_aux=True), state["params"], state["opt_state"], batch, key, tx=tx, grad_accum=grad_accum,
+      skip_nonfinite=skip_nonfinite)
+  count = jnp.where(skipped, 0.0, count)
   out = {"step": step + 1, "params": params, "opt_state": opt_state}
   return out, {"mlm_ce_sum": ce_sum, "correct": correct, "count": count, "grad_norm": grad_norm,
                "lr": schedule(step), "skipped": skipped}

@@ -10,11 +10,11 @@ inputs, gradient norm, learning rate, window length), `perf/...` (tokens/s, host
 from __future__ import annotations
 
 import numbers
-import os
 
 import jax
 
 from dnajax import runtime
+from dnajax.data import rundir
 from dnajax.evaluation import render
 
 
@@ -23,11 +23,11 @@ class MetricsWriter:
 
   def __init__(self, workdir: str, tensorboard: bool):
     self.main = runtime.is_main()
-    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.path = rundir.metrics_file(workdir)
     self.writer = None
     if self.main and tensorboard:
       from tensorboardX import SummaryWriter
-      self.writer = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self.writer = SummaryWriter(rundir.tensorboard_dir(workdir))
 
   def write(self, step: int, split: str, values: dict) -> None:
     """One record: `values` maps tags to numbers (or strings, kept in the JSON only)."""

@@ -163,7 +163,7 @@ def test_n_designs_are_different_or_marked(tiny_run, tmp_path, capsys):
   assert f"duplicate_of={rows[3]['duplicate_of']}" in recs[3][0]
   warnings = [line for line in err.splitlines() if "warning" in line]
   assert len(warnings) == 1 and "dnajax: warning: design protein_design4 is identical to" in err
-  assert err.splitlines()[-1].startswith("dnajax: design: 4 designs of 1 of 1 protein (pll objective) written to")
+  assert err.splitlines()[-1].startswith("dnajax: design: 4 designs (pll objective) for 1 protein, written to")
 
 
 def test_gc_window_longer_than_the_sequence_is_the_whole_sequence(tiny_run, tmp_path, capsys):

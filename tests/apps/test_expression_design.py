@@ -14,6 +14,7 @@ from scipy.stats import spearmanr
 
 from dnajax import cli
 from dnajax.bio import codons, expression
+from dnajax.data import rundir
 from dnajax.design import constraints, expression_search
 from dnajax.evaluation import finetuned
 from dnajax.evaluation.expression_model import ExpressionModel
@@ -60,13 +61,13 @@ def expression_ft(tiny_run, tmp_path_factory):
 
 def test_regression_defaults_to_trees_with_features_and_predicts(expression_ft, tmp_path, capsys):
   base, ft, d, val = expression_ft
-  info = finetuned.read_info(ft)
+  info = rundir.read_info(ft)
   assert info["finetune"]["method"] == "trees" and info["features"] == "expression" and info["positions"] == 78
   assert info["organism"] == "e_coli" and set(info["baselines"]) == {"kmer", "position_onehot", "features"}
   run = info["runs"]["0"]
   assert 1 <= run["best_step"] <= 60 and run["inputs"] == 78 * 3 + len(expression.HEAD_FEATURE_NAMES)
   assert run["val"]["spearman"] > 0.6  # a learnable signal (the 5' GC), far above chance
-  kept = finetuned.read_training_sequences(ft)
+  kept = rundir.read_training_sequences(ft)
   assert len(kept) == 160 and all(set(s) <= set("ACGT") and len(s) == 78 for s in kept)
   test = tmp_path / "test.csv"
   test.write_text("id,sequence\n" + "".join(f"t{i},{s}\n" for i, (s, _) in enumerate(val)))
@@ -207,7 +208,7 @@ def test_gradient_head_reads_the_hand_features(expression_ft, tmp_path, capsys):
   for kind in ("auto", "none"):
     out = tmp_path / kind
     assert cli.main([*common, "--output", str(out), f"--config.finetune.features={kind}"]) == 0
-    info = finetuned.read_info(str(out))
+    info = rundir.read_info(str(out))
     assert info["features"] == ("expression" if kind == "auto" else "none")
     assert ("organism" in info) == (kind == "auto") and ("features" in info["baselines"]) == (kind == "auto")
     spearman[kind] = info["runs"]["0"]["val"]["spearman"]
@@ -270,7 +271,7 @@ def test_lock_and_start_sequence_keep_the_locked_codons(expression_ft, tmp_path,
                    "--objective", "expression", "--expression-model", ft, "--rounds", "2", "--n", "3",
                    "--gc-min", "0.3", "--gc-max", "0.7", "--output", str(out), "--report", str(report)]) == 0
   err = capsys.readouterr().err
-  assert "dnajax: design: 3 designs of 1 of 1 protein (expression objective) written to" in err
+  assert "dnajax: design: 3 designs (expression objective) for 1 protein, written to" in err
   seqs = [block.split("\n")[1] for block in out.read_text().split(">")[1:]]
   rows = _report(report)
   assert [r["rank"] for r in rows] == ["1", "2", "3"] and [r["name"] for r in rows] == [
@@ -298,11 +299,21 @@ def test_score_only_reports_the_sequence_unchanged(expression_ft, tmp_path, caps
   assert np.isclose(float(row["mfe_5prime"]), expression.mfe_5prime(start, utr5="GGGAAATTTCCC"), atol=1e-4)
   assert row["codon_distance_to_training"] != "" and row["translation_ok"] == "True"
   assert row["violations"] == "gc" and "breaks gc" in err  # it is scored as it is, not fixed
-  # The same sequence without its stop codon is scored as given, too.
-  assert cli.main(["design", "--workdir", base, "--start-sequence", start[:-3], "--score-only"]) == 0
-  out, _ = capsys.readouterr()
+  # The same sequence without its stop codon is scored as given, too (the predictor never saw that length: said).
+  assert cli.main(["design", "--workdir", base, "--start-sequence", start[:-3], "--score-only", "--expression-model",
+                   ft]) == 0
+  out, err = capsys.readouterr()
   row = dict(zip(*[line.split("\t") for line in out.splitlines()]))
   assert row["length"] == str(len(start) - 3) and row["translation_ok"] == "True"
+  assert "an extrapolation" in err and row["codon_distance_to_training"] == ""
+  # From a FASTA file, with --report: the report goes there, nothing to stdout, and the last line says so.
+  fasta, report = tmp_path / "start.fa", tmp_path / "r.tsv"
+  fasta.write_text(f">given some description\n{start[:40]}\n{start[40:]}\n")
+  assert cli.main(["design", "--workdir", base, "--start-sequence", str(fasta), "--score-only", "--report",
+                   str(report)]) == 0
+  out, err = capsys.readouterr()
+  assert out == "" and f"1 sequence scored (--score-only, unchanged), written to {report}" in err
+  assert _report(report)[0]["length"] == str(len(start))
 
 
 def test_5prime_bound_with_a_utr_holds(expression_ft, tmp_path, capsys):
@@ -325,6 +336,9 @@ def test_5prime_bound_with_a_utr_holds(expression_ft, tmp_path, capsys):
     (["--protein", "MKK", "--lock", "1-5"], "--lock keeps codons of --start-sequence"),
     (["--start-sequence", "ATGAAAAAA", "--lock", "2-9"], "--lock 2-9: outside codons 1-4"),
     (["--start-sequence", "ATGAAAAAA", "--lock", "x"], "--lock 'x': give START-END"),
+    (["--start-sequence", "ATGAAAAAA", "--lock", "3-2"], "--lock 3-2: END comes before START"),
+    (["--protein", "MKK", "--objective", "expression", "--expression-model", "/nonexistent/ft"],
+     "--expression-model /nonexistent/ft: does not exist"),
     (["--start-sequence", "ATGAAGAAATAA", "--protein", "MKR"], "differs from --protein"),
     (["--start-sequence", "ATGAAGAA"], "not a whole number of codons"),
     (["--start-sequence", "ATGTAAAAA"], "stop codon at codon 2"),
@@ -347,7 +361,7 @@ def test_expression_model_refusals_name_the_fix(tiny_run, tmp_path, capsys):
   assert "a file, not a fine-tuning directory" in line
   line = refused(capsys, "design", "--workdir", base, "--protein", "MKK", "--objective", "expression",
                  "--expression-model", base)
-  assert "not a fine-tuning directory" in line
+  assert f"--expression-model {base}: a pretraining run, not a fine-tuning" in line
 
 
 def test_an_infeasible_only_run_writes_nothing(tiny_run, tmp_path, capsys):

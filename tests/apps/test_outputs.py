@@ -9,6 +9,7 @@ import pytest
 from conftest import write
 
 from dnajax import cli
+from dnajax.data import corpus
 
 
 def _tree(root) -> dict[str, bytes | None]:
@@ -145,7 +146,10 @@ def test_design_bench_without_held_out_genes_of_the_genbank_file(tmp_path, capsy
   workdir = tmp_path / "run"
   (workdir / "corpus").mkdir(parents=True)
   segments = [{"name": "OTHER.1:b0001", "split": "val"}, {"name": "OTHER.1:b0002", "split": "train"}]
-  write(workdir / "corpus" / "index.json", json.dumps({"segments": segments}))
+  write(workdir / "corpus" / "index.json", json.dumps({"segments": segments, "format_version": corpus.FORMAT_VERSION,
+                                                      "total_bases": 1}))
+  for name in ("tokens.u8", "softmask.u8"):
+    write(workdir / "corpus" / name, "\0")
   seq = "ATG" + "GCT" * 120 + "TAA"
   body = "".join(f"{i + 1:>9} {seq[i:i + 60].lower()}\n" for i in range(0, len(seq), 60))
   genbank = write(tmp_path / "x.gb", f"LOCUS       {'TEST':<16}{len(seq):>11} bp    DNA     linear   BCT 01-JAN-2024\n"

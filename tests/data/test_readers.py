@@ -123,8 +123,8 @@ def test_fasta_reader_matches_biopython(tmp_path):
   for _ in range(2000):
     text = ">" + "".join(rng.choice(pieces) for _ in range(rng.randint(0, 40)))
     bio = [(r.id, str(r.seq)) for r in SeqIO.parse(_io.StringIO(text), "fasta")]
-    assert list(readers._fasta_records("x", text)) == bio, repr(text)
-  assert list(readers._fasta_records("x", "\n\n>a b\nAC GT\n\n>c\n")) == [("a", "ACGT"), ("c", "")]
+    assert list(readers.fasta_records("x", text)) == bio, repr(text)
+  assert list(readers.fasta_records("x", "\n\n>a b\nAC GT\n\n>c\n")) == [("a", "ACGT"), ("c", "")]
 
 
 # ---------------------------------------------------------------------------- byte-order marks and what the bytes show

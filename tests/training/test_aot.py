@@ -91,6 +91,7 @@ def test_auto_and_integers_override_each_other():
     config.load("configs/base.py", [("train.grad_accum", "2.5")])
 
 
+@pytest.mark.slow
 def test_large_config_dry_run_on_the_pod_it_was_sized_for():
   """configs/large.py on 8 fake devices (one node of 8 80 GB GPUs, at their 59.7 GiB bytes_limit): its FSDP mesh
   compiles and the step fits with 16 micro-batches (by CPU XLA's memory, an upper bound of a GPU's)."""

@@ -149,6 +149,7 @@ def test_head_method_regression_in_label_units(tiny_run, data, tmp_path, capsys)
   assert "row 2 (id 2): 32 bases" in line and "at most 30 bases" in line and not (tmp_path / "o.tsv").exists()
 
 
+@pytest.mark.slow
 def test_resume_after_sigterm_is_bit_identical(tiny_run, data, tmp_path, capsys):
   base, _ = tiny_run
   args = ["--config.finetune.epochs=4", "--config.finetune.batch=8", "--config.finetune.log_every=1",
@@ -184,6 +185,7 @@ def test_resume_after_sigterm_is_bit_identical(tiny_run, data, tmp_path, capsys)
   assert r.returncode == 0 and "seed 0" not in r.stderr
 
 
+@pytest.mark.slow
 def test_one_and_eight_devices_give_the_same_metrics(tiny_run, data, tmp_path, capsys):
   base, _ = tiny_run
   args = ["finetune", "--workdir", base, "--train", str(data["train"]), "--val", str(data["val"]), *FAST,

@@ -53,6 +53,7 @@ def _state(workdir, step):
     ckpt.close()
 
 
+@pytest.mark.slow
 def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
   overrides = [tuple(a[len("--config."):].split("=")) for a in LONG]
   straight = tmp_path / "straight"
@@ -84,6 +85,7 @@ def test_sigterm_saves_exits_0_and_resume_is_bit_identical(tmp_path):
   assert lengths[0] == 32 and lengths[-1] == 64 and lengths == sorted(lengths)
 
 
+@pytest.mark.slow
 def test_kill_during_checkpoint_writes_then_resume(tmp_path):
   run = tmp_path / "run"
   args = ["--config.train.steps=80", "--config.ckpt.every=4", "--config.ckpt.keep=2", "--config.train.log_every=4",
@@ -131,6 +133,7 @@ def _fasta(tmp_path):
   return p
 
 
+@pytest.mark.slow
 def test_divergence_stops_and_never_checkpoints_nonfinite_state(tmp_path):
   run = tmp_path / "run"
   r = subprocess.run(_cli(run, "--config.opt.learning_rate=1e9", "--config.opt.clip_norm=0",
