@@ -62,8 +62,8 @@ def test_no_recompilation_after_the_first_step(tmp_path):
   sampler = sampler_lib.WindowSampler(c, cfg.data.seq_len, seed=0)
   state = program.init()
   for step in range(4):
-    state, _ = program.train_step(state, program.to_global(sampler.rows(step, range(cfg.train.global_batch))))
-  assert program.train_step._cache_size() == 1
+    state, _ = program.step(state, program.to_global(sampler.rows(step, range(cfg.train.global_batch))))
+  assert program.step._cache_size() == 1
   w = windows.split_windows(c, "val", cfg.data.seq_len, 40)
   inputs, _, _ = windows.eval_masks(w.ids, 0.15, 0)
   engine = Engine(cfg, state["params"], program.mesh, program.rules)

@@ -42,9 +42,9 @@ def gib(n_bytes: float) -> str:
 
 
 def compile_step(program: TrainProgram, seq_len: int):
-  """`program.train_step` compiled for `seq_len`-base windows from the abstract state and batch. The executable
+  """`program.step` compiled for `seq_len`-base windows from the abstract state and batch. The executable
   is the one the jit's cache holds: the loop's first call at this length runs it without compiling again."""
-  return program.train_step.lower(program.abstract_state, program.abstract_batch(seq_len)).compile()
+  return program.step.lower(program.abstract_state, program.abstract_batch(seq_len)).compile()
 
 
 def step_memory(compiled) -> dict | None:

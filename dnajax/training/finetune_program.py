@@ -26,9 +26,9 @@ from flax import nnx
 
 from dnajax import sharding
 from dnajax.data import windows
-from dnajax.errors import UserError
 from dnajax.model import encoder, heads
 from dnajax.training import optim, steps
+from dnajax.training import program as program_lib
 
 METHODS = ("auto", "head", "full", "lora", "trees")  # trees: finetune_trees; auto: finetune_job.finetune_config
 
@@ -103,7 +103,7 @@ def finetune_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int
                "grad_norm": grad_norm, "lr": schedule(step), "skipped": skipped}
 
 
-class FinetuneProgram:
+class FinetuneProgram(program_lib.Program):
   """The fine-tuning of one seed. `cfg` is the fine-tuned model's config (its `model` group already holding the
   method's adapters and dropout); `num_outputs` K; `num_train` rows; `windows_per_row` W and `window` L fix the
   batch shape; `positions` > 0 gives a position-wise head, `num_features` F > 0 a head that also reads F hand features
@@ -115,19 +115,13 @@ class FinetuneProgram:
   def __init__(self, cfg, num_outputs: int, task: str, num_train: int, window: int, windows_per_row: int, seed: int,
                mesh=None, positions: int = 0, num_features: int = 0):
     f = cfg.finetune
-    self.cfg, self.task, self.seed, self.num_outputs, self.positions = cfg, task, seed, num_outputs, int(positions)
+    super().__init__(cfg, mesh)
+    self.task, self.seed, self.num_outputs, self.positions = task, seed, num_outputs, int(positions)
     self.num_features = int(num_features)
     self.window, self.windows_per_row, self.num_train = int(window), int(windows_per_row), int(num_train)
     self.mcfg = encoder.config_from(cfg.model.to_dict())
-    self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
-    self.rules = sharding.rules_from_config(cfg.mesh.rules)
-    self.batch = int(f.batch)
-    shards = sharding.axis_size(self.mesh, self.rules.get("batch"))
-    accum = int(f.grad_accum)
-    if accum < 1 or self.batch % accum or (self.batch // accum) % shards or self.batch % jax.process_count():
-      raise UserError(f"--config.finetune.batch={self.batch} with finetune.grad_accum={accum}: each of the {accum} "
-                      f"micro-batches must divide by the {shards} batch shards (mesh axes {self.rules.get('batch')}), "
-                      f"and the batch by the {jax.process_count()} processes; change the batch, grad_accum or the mesh")
+    self.batch, accum = int(f.batch), int(f.grad_accum)
+    self.check_batch("--config.finetune.batch", self.batch, "finetune.grad_accum", accum)
     self.steps_per_epoch = -(-self.num_train // self.batch)
     self.total_steps = self.steps_per_epoch * int(f.epochs)
     opt = types.SimpleNamespace(**{**cfg.opt.to_dict(), "learning_rate": f.learning_rate,
@@ -150,14 +144,11 @@ class FinetuneProgram:
                      for k, n in (("tokens", 3), ("weights", 3), ("targets", 1), ("row_weights", 1))
                      + ((("features", 2),) if self.num_features else ())}
     base_sh = jax.tree.map(lambda a: a.sharding, self._base_abstract())
-    self.init = jax.jit(self._create, in_shardings=(base_sh,), out_shardings=self.state_sh)
     dropout = f.head_dropout > 0 or self.mcfg.dropout > 0
     step_fn = functools.partial(finetune_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
                                 seed=seed, task=task, dropout=dropout, grad_accum=accum,
                                 skip_nonfinite=bool(f.skip_nonfinite))
-    self.step = jax.jit(sharding.traced_with_rules(step_fn, self.mesh, self.rules),
-                        in_shardings=(self.state_sh, self.batch_sh), out_shardings=(self.state_sh, repl),
-                        donate_argnums=0)
+    self.compile(self._create, (base_sh,), step_fn, self.batch_sh)
 
   def base_model_config(self) -> encoder.ModelConfig:
     """The pretrained encoder's own config (no adapters): the shapes its checkpoint holds."""

@@ -132,7 +132,7 @@ class Pretraining:
     return self.run.next_batch(step)
 
   def step(self, state: dict, batch: dict):
-    return self.run.program.train_step(state, batch)
+    return self.run.program.step(state, batch)
 
   def read(self, window: list) -> None:
     read_window(self.run, self.loop, window)

@@ -21,21 +21,51 @@ from dnajax.training import optim, steps
 from dnajax.training import state as state_lib
 
 
-class TrainProgram:
-  """Attributes: cfg, mcfg (ModelConfig), mesh, rules, curriculum [(end step, window length)], graphdef, tx,
-  schedule, abstract_state and state_sh (the state's shapes and NamedShardings), batch_sh, and the jitted
-  `init() -> state` and `train_step(state, batch) -> (state, metrics)` (the state is donated).
+class Program:
+  """What every training program shares (pretraining's `TrainProgram`, fine-tuning's `FinetuneProgram`): the mesh
+  and its logical-axis rules, batch sizes checked against the batch shards and processes before anything compiles,
+  and the jitted `init(*args) -> state` and `step(state, batch) -> (state, metrics)` with explicit shardings, the
+  state donated. A subclass sets `state_sh` and calls `compile`."""
+
+  def __init__(self, cfg, mesh=None):
+    self.cfg = cfg
+    self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
+    self.rules = sharding.rules_from_config(cfg.mesh.rules)
+
+  def check_batch(self, batch_name: str, batch: int, accum_name: str, grad_accum: int) -> None:
+    """Raises UserError unless `batch` splits into `grad_accum` micro-batches each divisible by the batch shards and
+    the processes (`batch_name`, `accum_name`: the config keys, for the message)."""
+    shards, n_proc = sharding.axis_size(self.mesh, self.rules.get("batch")), jax.process_count()
+    if grad_accum < 1 or batch % grad_accum:
+      raise UserError(f"{batch_name}={batch} is not divisible by {accum_name}={grad_accum}")
+    micro = batch // grad_accum
+    if micro % shards or micro % n_proc:
+      name = f"{batch_name} / {accum_name}" if grad_accum > 1 else batch_name
+      raise UserError(f"{name}={micro} is not divisible by the {shards} batch shards (mesh axes "
+                      f"{self.rules.get('batch')}) and {n_proc} processes; change the batch or the mesh")
+
+  def compile(self, init_fn, init_in_shardings, step_fn, batch_sh) -> None:
+    """`self.init` and `self.step` jitted over the mesh (the logical-axis rules active while the step traces)."""
+    self.init = jax.jit(init_fn, in_shardings=init_in_shardings, out_shardings=self.state_sh)
+    self.step = jax.jit(sharding.traced_with_rules(step_fn, self.mesh, self.rules),
+                        in_shardings=(self.state_sh, batch_sh),
+                        out_shardings=(self.state_sh, sharding.replicated(self.mesh)), donate_argnums=0)
+
+
+class TrainProgram(Program):
+  """Pretraining's program. Attributes: cfg, mcfg (ModelConfig), mesh, rules, curriculum [(end step, window
+  length)], graphdef, tx, schedule, abstract_state and state_sh (the state's shapes and NamedShardings), batch_sh, and
+  the jitted `init() -> state` and `step(state, batch) -> (state, metrics)` (the state is donated).
 
   Raises UserError for a config that cannot run on the devices present."""
 
   def __init__(self, cfg, mesh=None):
     config_lib.check(cfg)  # every range, before anything else (also a config changed after `config.load`)
     sources.split_settings(cfg.data, cfg.train.seed)  # data.val_fraction, data.split, ...: the corpus's own check
-    self.cfg = cfg
+    super().__init__(cfg, mesh)
     self.mcfg = encoder.config_from(cfg.model.to_dict())
-    self.mesh = mesh if mesh is not None else sharding.make_mesh(cfg.mesh)
-    self.rules = sharding.rules_from_config(cfg.mesh.rules)
-    self._check_batch_sizes()
+    self.check_batch("train.global_batch", cfg.train.global_batch, "train.grad_accum", cfg.train.grad_accum)
+    self.check_batch("eval.batch", cfg.eval.batch, "grad_accum", 1)
     self.curriculum = sampler.curriculum(cfg.data.curriculum, int(cfg.train.steps), int(cfg.data.seq_len))
     if self.mcfg.pos_encoding == "learned" and cfg.data.seq_len > self.mcfg.max_len:
       raise UserError(f"config: data.seq_len={cfg.data.seq_len} exceeds model.max_len={self.mcfg.max_len}, the "
@@ -44,28 +74,12 @@ class TrainProgram:
     self.tx, self.schedule = optim.make_optimizer(cfg.opt, cfg.train.steps)
     self.abstract_state, self.state_sh = state_lib.state_shardings(self.mcfg, self.tx, self.mesh, self.rules)
     self.batch_sh = sharding.batch_sharding(self.mesh, 2, self.rules)
-    self.init = jax.jit(functools.partial(state_lib.create_state, self.mcfg, self.tx, cfg.train.seed),
-                        out_shardings=self.state_sh)
     step_fn = functools.partial(steps.train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
                                 seed=cfg.train.seed, dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum,
                                 mask_rate=cfg.data.mask_rate, mask_rate_max=cfg.data.mask_rate_max,
                                 skip_nonfinite=bool(cfg.opt.skip_nonfinite))
-    self.train_step = jax.jit(sharding.traced_with_rules(step_fn, self.mesh, self.rules),
-                              in_shardings=(self.state_sh, self.batch_sh),
-                              out_shardings=(self.state_sh, sharding.replicated(self.mesh)), donate_argnums=0)
-
-  def _check_batch_sizes(self) -> None:
-    """Batch sizes must split evenly over the batch mesh axes and the processes (checked before compiling)."""
-    shards = sharding.axis_size(self.mesh, self.rules.get("batch"))
-    cfg, n_proc = self.cfg, jax.process_count()
-    if cfg.train.grad_accum < 1 or cfg.train.global_batch % cfg.train.grad_accum:
-      raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by "
-                      f"train.grad_accum={cfg.train.grad_accum}")
-    for name, size in (("train.global_batch / train.grad_accum", cfg.train.global_batch // cfg.train.grad_accum),
-                       ("eval.batch", cfg.eval.batch)):
-      if size % shards or size % n_proc:
-        raise UserError(f"{name}={size} is not divisible by the {shards} batch shards "
-                        f"(mesh axes {self.rules.get('batch')}) and {n_proc} processes; change the batch or the mesh")
+    self.compile(functools.partial(state_lib.create_state, self.mcfg, self.tx, cfg.train.seed), (), step_fn,
+                 self.batch_sh)
 
   def seq_len_at(self, step: int) -> int:
     """The training window length at `step` (the curriculum's)."""

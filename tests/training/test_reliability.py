@@ -159,12 +159,12 @@ def test_skip_nonfinite_keeps_the_previous_state():
   jax.tree.leaves(poisoned)[0][...] = np.nan  # a non-finite parameter: non-finite loss and gradients
   batch = program.to_global({"ids": np.random.default_rng(0).integers(2, 6, (16, 64)).astype(np.uint8)})
   state = {**state, "params": jax.device_put(poisoned, program.state_sh["params"])}
-  state, m = program.train_step(state, batch)
+  state, m = program.step(state, batch)
   assert bool(m["skipped"]) and int(state["step"]) == 1
   for x, y in zip(jax.tree.leaves(poisoned), jax.tree.leaves(jax.device_get(state["params"]))):
     np.testing.assert_array_equal(x, y)  # unchanged (the NaN included)
   state = {**state, "params": jax.device_put(good, program.state_sh["params"])}
-  state, m = program.train_step(state, batch)
+  state, m = program.step(state, batch)
   assert not bool(m["skipped"]) and np.isfinite(float(m["mlm_ce_sum"]))
 
 
