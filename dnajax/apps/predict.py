@@ -151,6 +151,11 @@ def _main_finetuned(args) -> int:
 def main(args, overrides) -> int:
   if rundir.kind(args.workdir) == rundir.FINETUNING:
     return _main_finetuned(args)
+  rundir.pretraining(args.workdir)  # neither kind of run: said before the input is read
+  if tables.is_table(args.input):
+    raise UserError(f"--input {args.input}: a table; {args.workdir} is a pretraining run, which fills in masked "
+                    "bases of FASTA records ('?' or N); tables of labelled sequences go to a fine-tuning directory "
+                    "(`dnajax finetune`)")
   for flag in ("seed", "sequence_column", "label_column", "json"):
     if getattr(args, flag) not in (None, False):
       raise UserError(f"--{flag.replace('_', '-')}: applies to a fine-tuning directory; {args.workdir} is a "

@@ -92,7 +92,9 @@ def pretraining(path: str, flag: str = "--workdir"):
                     f"fine-tuned model is applied with `dnajax predict --workdir {path}`")
   cfg = read_config(path)
   if cfg is None:
-    raise UserError(f"{path}: not a dnajax workdir (no {CONFIG}); pass the {flag} of a training run")
+    what = ("does not exist" if not os.path.exists(path) else "a file, not a run directory"
+            if not os.path.isdir(path) else f"not a dnajax workdir (no {CONFIG})")
+    raise UserError(f"{path}: {what}; pass the {flag} of a training run")
   return cfg
 
 

@@ -70,6 +70,11 @@ def _expected(path: str) -> str:
   return "FASTA records or a CSV/TSV table with a header line"
 
 
+def is_table(path: str) -> bool:
+  """Whether `path` is named as a CSV/TSV table (.csv, .tsv, optionally .gz)."""
+  return os.path.splitext(_name(path))[1] in TABLE_EXTS
+
+
 def detect_format(path: str, text: str, sequence_column: str = "sequence") -> str:
   """'fasta', 'csv' or 'tsv': from the extension (.csv, .tsv, a FASTA one; optionally .gz), else from the first
   non-blank line ('>': FASTA; a tab: TSV; a comma, or only the sequence column's name: CSV).

@@ -228,6 +228,12 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
       if result.get("interrupted"):
         return result
       info["runs"][str(seed)] = result
+  except guards.TrainingDiverged:
+    # A diverged fine-tuning keeps nothing a rerun would have to match: one this command created is removed whole,
+    # so the fix the message advises (another learning rate) can be run into the same --output.
+    if created and not any(rundir.read_result(rundir.seed_dir(output, s)) for s in seeds):
+      shutil.rmtree(output, ignore_errors=True)
+    raise
   finally:
     stop.uninstall()
   return _finish(info, output, coding, splits, positions, seeds, t0)

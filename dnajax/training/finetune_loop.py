@@ -92,14 +92,15 @@ def _better(a: float | None, b: float | None) -> bool:
   return a is not None and (b is None or a > b)
 
 
-def _train_record(pending: list, task: str) -> dict:
-  """The train record of one window of step metrics; TrainingDiverged when every update of it was skipped as
-  non-finite (finetune.skip_nonfinite) or, without skipping, when its loss is not finite."""
-  vals = jax.device_get(pending)
+def _train_record(window: list, task: str) -> dict:
+  """The train record of one window of (step after the update, step metrics); TrainingDiverged when every update
+  of it was skipped as non-finite (finetune.skip_nonfinite) or, without skipping, when its loss is not finite."""
+  first, last = window[0][0], window[-1][0]
+  vals = jax.device_get([m for _, m in window])
   skipped = sum(int(v["skipped"]) for v in vals)
   if skipped == len(vals):
-    raise guards.TrainingDiverged(f"fine-tuning diverged: all {len(vals)} updates of a logging window were skipped "
-                                  f"as non-finite; {DIVERGED_FIX}")
+    raise guards.TrainingDiverged(f"fine-tuning diverged: every update of steps {first}-{last} was non-finite and "
+                                  f"skipped; {DIVERGED_FIX}")
   rows = sum(float(v["rows"]) for v in vals)
   rec = {"train/loss": sum(float(v["loss_sum"]) for v in vals) / rows if rows else None,
          "train/grad_norm": float(vals[-1]["grad_norm"]), "train/learning_rate": float(vals[-1]["lr"])}
@@ -107,9 +108,11 @@ def _train_record(pending: list, task: str) -> dict:
     rec["train/accuracy"] = sum(float(v["correct"]) for v in vals) / rows if rows else None
   if skipped:
     rec["train/skipped_nonfinite_steps"] = skipped
-    log.warning("skipped %d fine-tuning update(s) with non-finite loss or gradients", skipped)
+    log.warning("steps %d-%d: skipped %d fine-tuning update(s) with non-finite loss or gradients", first, last,
+                skipped)
   if rec["train/loss"] is not None and not math.isfinite(rec["train/loss"]):
-    raise guards.TrainingDiverged(f"fine-tuning diverged: non-finite loss; {DIVERGED_FIX}")
+    raise guards.TrainingDiverged(f"fine-tuning diverged: non-finite loss at steps {first}-{last}, nothing saved "
+                                  f"after them; {DIVERGED_FIX}")
   return rec
 
 
@@ -157,7 +160,7 @@ class FineTuning:
     return self.program.step(state, batch)
 
   def read(self, window: list) -> None:
-    rec = _train_record([m for _, m in window], self.job.coding.task)
+    rec = _train_record(window, self.job.coding.task)
     self.writer.write(window[-1][0], "train", rec)
     self.bar.set_postfix(loss=render.number(rec["train/loss"], ".3f"))
 

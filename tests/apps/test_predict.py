@@ -105,3 +105,16 @@ def test_shared_predict_case(tiny_run, tmp_path, capsys):
   rows = [line.split("\t") for line in tsv[1:]]
   for name, original in _fasta(path).items():
     _check_filled(original, filled[name], {int(r[1]): r[6] for r in rows if r[0] == name})
+
+
+def test_predict_names_a_bad_workdir_before_reading_the_input(tiny_run, tmp_path, capsys):
+  from conftest import refused
+
+  table = tmp_path / "t.csv"
+  table.write_text("sequence,label\nACGT,1\n")
+  line = refused(capsys, "predict", "--workdir", str(tmp_path / "nosuch"), "--input", str(table))
+  assert "nosuch: does not exist" in line
+  line = refused(capsys, "predict", "--workdir", str(table), "--input", str(table))
+  assert "a file, not a run directory" in line
+  line = refused(capsys, "predict", "--workdir", tiny_run[0], "--input", str(table))
+  assert "a table;" in line and "pretraining run" in line and "dnajax finetune" in line
