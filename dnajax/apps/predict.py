@@ -43,6 +43,7 @@ def add_arguments(p) -> None:
   p.add_argument("--label-column", help="fine-tuned: the label column, scored when present (default: the training "
                  "file's)")
   p.add_argument("--json", action="store_true", help="fine-tuned, with --output: the metrics as JSON on stdout")
+  p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def output_paths(output: str | None) -> list[tuple[str, str]]:
@@ -55,7 +56,7 @@ def output_paths(output: str | None) -> list[tuple[str, str]]:
 
 
 def predict(workdir: str, input_path: str, output: str | None = None, step: int | None = None,
-            fmt: str | None = None) -> tuple[str, str | None]:
+            fmt: str | None = None, progress: bool = True) -> tuple[str, str | None]:
   """Writes the TSV (to `output`, or returns it as text) and the filled FASTA beside it: (TSV path or text, FASTA
   path or None). The FASTA equals the input letter for letter except at the '?' (see the module docstring).
   Raises UserError for a bad input, one without '?', a bad workdir, or an output path that cannot be written (checked
@@ -68,7 +69,7 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   if not any(len(q) for q in queries):
     raise UserError(f"{input_path}: no '?' positions to fill; write ? where a base should be predicted")
   engine = Engine.from_workdir(workdir, step)
-  logps = engine.sequence_log_probs([r.ids for r in records], progress=True)
+  logps = engine.sequence_log_probs([r.ids for r in records], progress=progress)
   lines, fasta = [HEADER], []
   for r, q, lp in zip(records, queries, logps):
     pq = np.exp(lp[q].astype(np.float64))
@@ -86,7 +87,8 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
 
 
 def predict_finetuned(workdir: str, input_path: str, output: str | None = None, seed: int | None = None,
-                      sequence_column: str | None = None, label_column: str | None = None) -> tuple[str, dict | None]:
+                      sequence_column: str | None = None, label_column: str | None = None,
+                      progress: bool = True) -> tuple[str, dict | None]:
   """Predictions of a fine-tuned model for every sequence of the table `input_path`: (the TSV written to `output`,
   or its text, metrics over the labelled rows or None). Raises UserError for a bad table, a label that is not one
   of the training classes (or not a number), or an output that cannot be written (checked before any work)."""
@@ -110,7 +112,8 @@ def predict_finetuned(workdir: str, input_path: str, output: str | None = None, 
   if short:
     log.warning("%s: %d sequence(s) shorter than the %d positions this model reads each on its own; the positions "
                 "after their end read as empty", input_path, short, model.positions)
-  outputs = model.outputs(table.seqs, progress=True, names=[labels_lib.row_name(table, i) for i in range(len(table))])
+  outputs = model.outputs(table.seqs, progress=progress,
+                          names=[labels_lib.row_name(table, i) for i in range(len(table))])
   values = coding.values(outputs)
   if coding.task == "classification":
     columns = ["id", "prediction"] + [f"p_{c}" for c in coding.classes]
@@ -134,7 +137,7 @@ def _main_finetuned(args) -> int:
   if args.json and args.output is None:
     raise UserError("--json: the metrics go to stdout as JSON only when the TSV goes to a file; add --output FILE")
   out, metrics = predict_finetuned(args.workdir, args.input, args.output, args.seed, args.sequence_column,
-                                   args.label_column)
+                                   args.label_column, not args.no_progress)
   if args.output is None:
     sys.stdout.write(out)
   else:
@@ -160,7 +163,7 @@ def main(args, overrides) -> int:
     if getattr(args, flag) not in (None, False):
       raise UserError(f"--{flag.replace('_', '-')}: applies to a fine-tuning directory; {args.workdir} is a "
                       "pretraining run")
-  out, fasta = predict(args.workdir, args.input, args.output, args.step)
+  out, fasta = predict(args.workdir, args.input, args.output, args.step, progress=not args.no_progress)
   if fasta is None:
     sys.stdout.write(out)
   else:
