@@ -240,12 +240,17 @@ def finetune(base_workdir: str, paths: dict, output: str, task: str = "classific
 
 
 def _finish(info: dict, output: str, coding, splits: dict, positions: int, seeds, t0: float) -> dict:
-  """Summary over seeds and baselines into finetune.json (written by the main process); returns it."""
+  """Summary over seeds and baselines into finetune.json (written by the main process); returns it. A rerun that
+  found every seed finished keeps the wall_seconds of the run that trained them."""
   results = [info["runs"][str(s)] for s in seeds]
+  trained = [r for r in results if not r.get("read_back")]
+  for r in results:
+    r.pop("read_back", None)
   info["summary"] = {split: loop_lib.summarise(results, split) for split in ("val", "test") if split in results[0]}
   info["baselines"] = loop_lib.baselines(coding, splits, positions, info.get("organism"))
   info["seeds"] = [int(s) for s in seeds]
-  info["wall_seconds"] = time.time() - t0
+  if trained or "wall_seconds" not in info:
+    info["wall_seconds"] = time.time() - t0
   if runtime.is_main():
     rundir.write_info(output, render.to_json(info) + "\n")
   return info

@@ -203,7 +203,7 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   sdir = rundir.seed_dir(job.output, seed)
   done = rundir.read_result(sdir)
   if done is not None:
-    return done
+    return {**done, "read_back": True}  # finished by an earlier run (the mark is dropped before finetune.json)
   t0 = time.time()
   cfg, train = job.cfg, job.splits["train"]
   program = FinetuneProgram(cfg, job.coding.num_outputs, job.coding.task, len(train.table), job.window,

@@ -55,7 +55,7 @@ def run(job_cfg, output: str, coding: labels_lib.LabelCoding, splits: dict, base
     sdir = rundir.seed_dir(output, seed)
     done = rundir.read_result(sdir)
     if done is not None:
-      results[seed] = done
+      results[seed] = {**done, "read_back": True}  # finished by an earlier run (dropped before finetune.json)
       continue
     t0 = time.time()
     r = trees.Representation(**{**rep.to_dict(), "mean": None, "axes": None}).fit(

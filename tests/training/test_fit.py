@@ -139,6 +139,14 @@ def test_finetuning_gradient_accumulation_gives_the_same_model(tiny_run, tmp_pat
                      "--config.finetune.head_dropout=0", f"--config.finetune.grad_accum={accum}",
                      "--no-progress"]) == 0
     results.append(rundir.read_result(rundir.seed_dir(str(out), 0))["val"])
+  # A rerun of a finished fine-tuning trains nothing and keeps the wall time of the run that trained it.
+  before = rundir.read_info(str(tmp_path / "ft2"))
+  assert cli.main(["finetune", "--workdir", base, "--train", train, "--val", val, "--output", str(tmp_path / "ft2"),
+                   "--method", "full", "--config.finetune.epochs=2", "--config.finetune.batch=16",
+                   "--config.finetune.dropout=0", "--config.finetune.head_dropout=0",
+                   "--config.finetune.grad_accum=2", "--no-progress"]) == 0
+  after = rundir.read_info(str(tmp_path / "ft2"))
+  assert after["wall_seconds"] == before["wall_seconds"] and after["runs"] == before["runs"]
   capsys.readouterr()
   assert results[0]["accuracy"] == results[1]["accuracy"]
   assert np.isclose(results[0]["loss"], results[1]["loss"], rtol=1e-4)
