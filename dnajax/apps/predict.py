@@ -63,6 +63,11 @@ def predict(workdir: str, input_path: str, output: str | None = None, step: int 
   before any work; both files are written or neither)."""
   outputs = output_paths(output)
   writers.check_outputs(outputs, [("--input", input_path)])
+  rundir.pretraining(workdir)  # not a run at all: said before the input is read
+  if tables.is_table(input_path):
+    raise UserError(f"--input {input_path}: a table; {workdir} is a pretraining run, which fills in masked bases of "
+                    "FASTA records ('?'); tables of labelled sequences go to a fine-tuning directory (`dnajax "
+                    "finetune`)")
   records = readers.read_files([input_path], fmt, allow_query=True, keep_letters=True)
   readers.warn_repeated_ids([r.name for r in records], input_path)  # TSV rows and FASTA records are named by id
   queries = [np.flatnonzero(r.ids == tokens.MASK) for r in records]
@@ -154,11 +159,6 @@ def _main_finetuned(args) -> int:
 def main(args, overrides) -> int:
   if rundir.kind(args.workdir) == rundir.FINETUNING:
     return _main_finetuned(args)
-  rundir.pretraining(args.workdir)  # neither kind of run: said before the input is read
-  if tables.is_table(args.input):
-    raise UserError(f"--input {args.input}: a table; {args.workdir} is a pretraining run, which fills in masked "
-                    "bases of FASTA records ('?' or N); tables of labelled sequences go to a fine-tuning directory "
-                    "(`dnajax finetune`)")
   for flag in ("seed", "sequence_column", "label_column", "json"):
     if getattr(args, flag) not in (None, False):
       raise UserError(f"--{flag.replace('_', '-')}: applies to a fine-tuning directory; {args.workdir} is a "
