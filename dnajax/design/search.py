@@ -91,7 +91,7 @@ def diversify(engine: Engine, problem, options, avoid, stride: int = 8, accept=c
   return False
 
 
-DEFAULT_ROUNDS = {"pll": 3, "expression": 8}  # passes per objective (expression: ~40 s each for mRFP1 on 2 cores)
+DEFAULT_ROUNDS = {"pll": 3, "expression": 8}  # passes per objective (expression: 17-30 s each for mRFP1, 2 cores)
 
 MAX_STARTS = 4  # seeded starts per design before a repeat of an earlier design is changed codon by codon
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import os
 import time
 
@@ -92,15 +91,12 @@ def _better(a: float | None, b: float | None) -> bool:
   return a is not None and (b is None or a > b)
 
 
-def _train_record(window: list, task: str) -> dict:
-  """The train record of one window of (step after the update, step metrics); TrainingDiverged when every update
-  of it was skipped as non-finite (finetune.skip_nonfinite) or, without skipping, when its loss is not finite."""
+def _train_record(window: list, task: str, skip_nonfinite: bool, ckpt) -> dict:
+  """The train record of one window of (step after the update, step metrics); TrainingDiverged as
+  `fit.check_window` (the pretraining loop's check)."""
   first, last = window[0][0], window[-1][0]
-  vals = jax.device_get([m for _, m in window])
-  skipped = sum(int(v["skipped"]) for v in vals)
-  if skipped == len(vals):
-    raise guards.TrainingDiverged(f"fine-tuning diverged: every update of steps {first}-{last} was non-finite and "
-                                  f"skipped; {DIVERGED_FIX}")
+  vals, skipped = fit_lib.check_window(window, "loss_sum", skip_nonfinite, ckpt,
+                                       f"{DIVERGED_FIX} or set --config.finetune.skip_nonfinite=True")
   rows = sum(float(v["rows"]) for v in vals)
   rec = {"train/loss": sum(float(v["loss_sum"]) for v in vals) / rows if rows else None,
          "train/grad_norm": float(vals[-1]["grad_norm"]), "train/learning_rate": float(vals[-1]["lr"])}
@@ -110,9 +106,6 @@ def _train_record(window: list, task: str) -> dict:
     rec["train/skipped_nonfinite_steps"] = skipped
     log.warning("steps %d-%d: skipped %d fine-tuning update(s) with non-finite loss or gradients", first, last,
                 skipped)
-  if rec["train/loss"] is not None and not math.isfinite(rec["train/loss"]):
-    raise guards.TrainingDiverged(f"fine-tuning diverged: non-finite loss at steps {first}-{last}, nothing saved "
-                                  f"after them; {DIVERGED_FIX}")
   return rec
 
 
@@ -141,6 +134,7 @@ class FineTuning:
 
   job: Job
   program: FinetuneProgram
+  ckpt: object  # the Checkpointer of seed_K/checkpoints (named by a divergence message)
   best: object  # the Checkpointer of seed_K/best
   writer: writer_lib.MetricsWriter
   bar: tqdm
@@ -160,7 +154,7 @@ class FineTuning:
     return self.program.step(state, batch)
 
   def read(self, window: list) -> None:
-    rec = _train_record(window, self.job.coding.task)
+    rec = _train_record(window, self.job.coding.task, bool(self.job.cfg.finetune.skip_nonfinite), self.ckpt)
     self.writer.write(window[-1][0], "train", rec)
     self.bar.set_postfix(loss=render.number(rec["train/loss"], ".3f"))
 
@@ -226,7 +220,7 @@ def run_seed(job: Job, seed: int, stop: guards.StopRequest) -> dict:
   total = start if record["stopped_early"] else program.total_steps
   bar = tqdm(total=program.total_steps, initial=start, desc=f"seed {seed}", unit="step", dynamic_ncols=True,
              disable=not (job.progress and runtime.is_main()))
-  task = FineTuning(job, program, best, writer, bar, metric, record, t0)
+  task = FineTuning(job, program, ckpt, best, writer, bar, metric, record, t0)
   try:
     state, done, interrupted = fit_lib.fit(task, state, start, total, stop, ckpt, bar, DIVERGED_FIX)
   finally:

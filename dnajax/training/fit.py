@@ -16,6 +16,7 @@ What every task gets from it, the same way:
 from __future__ import annotations
 
 import concurrent.futures
+import math
 from typing import Protocol
 
 import jax
@@ -56,6 +57,22 @@ class Task(Protocol):
 
   def synced(self, state: dict, done: int) -> None:
     """Called after a validation or save (e.g. to restart a throughput clock)."""
+
+
+def check_window(window: list[tuple[int, dict]], loss_key: str, skip_nonfinite: bool,
+                 ckpt: checkpoint.Checkpointer, fix: str) -> tuple[list[dict], int]:
+  """(the window's metrics read to the host, how many of its updates were skipped as non-finite). Raises
+  guards.TrainingDiverged (naming the step, the last good checkpoint and `fix`) when an update's `loss_key` sum or
+  gradient norm is not finite and was not skipped, or when every update of the window was skipped."""
+  steps, vals = [s for s, _ in window], jax.device_get([m for _, m in window])
+  skipped = sum(int(v["skipped"]) for v in vals)
+  bad = [s for s, v in zip(steps, vals) if not (math.isfinite(float(v[loss_key]))
+                                               and math.isfinite(float(v["grad_norm"])))]
+  if (bad and not skip_nonfinite) or skipped == len(vals):
+    raise guards.TrainingDiverged(
+        f"training diverged: non-finite loss or gradients at step {bad[0] if bad else steps[0]} (steps {steps[0]}-"
+        f"{steps[-1]}); {guards.last_good(ckpt)}; {fix}")
+  return vals, skipped
 
 
 def check_finite(task: Task, state: dict, done: int, ckpt: checkpoint.Checkpointer, fix: str) -> None:

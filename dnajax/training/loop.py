@@ -73,17 +73,9 @@ class LoopState:
 def read_window(run: Run, loop: LoopState, window: list) -> None:
   """Read one logging window's metrics (a host sync), stop on divergence, write the train record, restart the
   throughput clock. `window` holds (step after the update, device metrics) pairs."""
-  cfg = run.cfg
-  steps, vals = [s for s, _ in window], jax.device_get([v for _, v in window])
-  first, end_step = steps[0], steps[-1]
-  skipped = sum(int(v["skipped"]) for v in vals)
-  bad = [s for s, v in zip(steps, vals) if not (math.isfinite(float(v["mlm_ce_sum"]))
-                                               and math.isfinite(float(v["grad_norm"])))]
-  if (bad and not cfg.opt.skip_nonfinite) or skipped == len(vals):
-    raise guards.TrainingDiverged(
-        f"training diverged: non-finite loss or gradients at step {bad[0] if bad else first} (window {first}-"
-        f"{end_step}); {guards.last_good(run.ckpt)}; lower opt.learning_rate, raise opt.warmup_steps or set "
-        "opt.skip_nonfinite=True")
+  vals, skipped = fit_lib.check_window(window, "mlm_ce_sum", run.cfg.opt.skip_nonfinite, run.ckpt,
+                                       "lower opt.learning_rate, raise opt.warmup_steps or set opt.skip_nonfinite=True")
+  first, end_step = window[0][0], window[-1][0]
   count = sum(float(v["count"]) for v in vals)  # 0: no masked base in the window; its means are None, not 0
   ce = sum(float(v["mlm_ce_sum"]) for v in vals) / count if count else None
   now = time.time()
