@@ -1,4 +1,8 @@
-"""dnajax: masked-nucleotide language models in JAX/Flax, from a laptop smoke run to a pod."""
+"""dnajax: masked-nucleotide language models in JAX/Flax, from a laptop smoke run to a pod.
+
+`dnajax.open(path_or_shipped_name)` returns a trained model for evaluation scripts (see `dnajax.api`); importing
+dnajax itself loads nothing heavy (`open` imports JAX on first use).
+"""
 
 import os as _os
 
@@ -20,3 +24,12 @@ def _add_xla_flags() -> None:
 
 
 _add_xla_flags()
+
+
+def __getattr__(name: str):
+  """`dnajax.open` (PEP 562): the API module is imported on first use, so `import dnajax` stays light."""
+  if name == "open":
+    from dnajax import api
+
+    return api.open
+  raise AttributeError(f"module 'dnajax' has no attribute {name!r}")

@@ -11,7 +11,7 @@ import sys
 from dnajax import runtime
 from dnajax.errors import UserError
 
-# verb -> one-line help; the module is dnajax.apps.<verb>
+# verb -> one-line help; the module is dnajax.apps.<verb> (or MODULES[verb])
 VERBS = {
     "prepare": "FASTA/GenBank files -> a corpus directory with a train/val split",
     "fetch": "download nucleotide records from NCBI (cached)",
@@ -28,7 +28,12 @@ VERBS = {
     "baseline": "the k-mer context and majority-base baselines alone",
     "report": "training/validation curves (PNG) and a Markdown summary of a run",
     "bench": "tokens/s, MFU, compile time, memory, input-pipeline rate of a config",
+    "models": "the pretrained models shipped with dnajax (usable as --workdir NAME): data, command, numbers",
+    "export": "a run's weights as safetensors + model.json + a PyTorch module",
+    "import": "an exported folder back into a run directory (to fine-tune, evaluate, score...)",
 }
+# The module in dnajax.apps of a verb whose name is not a module name (`import` is a Python keyword).
+MODULES = {"import": "import_run"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +58,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _app(verb: str):
-  return importlib.import_module(f"dnajax.apps.{verb}")
+  return importlib.import_module(f"dnajax.apps.{MODULES.get(verb, verb)}")
 
 
 def _parser(verb: str | None) -> argparse.ArgumentParser:

@@ -13,6 +13,11 @@ A fine-tuning (`dnajax finetune --output FT`):
   FT/train_sequences.txt   the training rows' sequences, one per line (`design` measures distances to them)
   FT/seed_K/               checkpoints/, best/, metrics.jsonl, tensorboard/, result.json (trees: trees.pkl)
 
+An imported run (`dnajax import`, and the models shipped with dnajax) is a pretraining run whose one checkpoint holds
+the parameters only, marked by W/imported.json: every verb reads it, training cannot resume it.
+Shipped models live in the package (SHIPPED/<name>/, listed in SHIPPED/models.json); a --workdir that names no
+existing path but a shipped model opens that model (`resolve`).
+
 `kind(path)` says which a directory is; `pretraining(path)` and `finetuning(path)` open one, refusing the other kind
 in one line that names the command to use.
 """
@@ -36,6 +41,36 @@ FINETUNE = "finetune.json"
 TRAIN_SEQUENCES = "train_sequences.txt"
 RESULT = "result.json"
 PRETRAINING, FINETUNING = "pretraining", "finetuning"
+IMPORTED = "imported.json"  # the mark of an imported run: where it came from
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shipped")
+SHIPPED_CATALOG = os.path.join(SHIPPED, "models.json")
+
+
+def shipped_models() -> list[dict]:
+  """The models shipped with dnajax (SHIPPED/models.json): one dict each with at least name, kind (cds or genome),
+  trained_on, licence, command, parameters and the numbers beside their baselines; [] when none is installed."""
+  if not os.path.isfile(SHIPPED_CATALOG):
+    return []
+  with open(SHIPPED_CATALOG) as f:
+    return json.load(f)
+
+
+def imported(path: str) -> bool:
+  """Whether `path` is an imported run (parameters only: it can be read and fine-tuned, not resumed)."""
+  return os.path.isfile(os.path.join(path, IMPORTED))
+
+
+def write_imported(path: str, source: dict) -> None:
+  """PATH/imported.json: `source` (the exported folder and the step it holds), the mark of an imported run."""
+  writers.atomic_write_text(os.path.join(path, IMPORTED), json.dumps(source, indent=1) + "\n")
+
+
+def resolve(path: str) -> str:
+  """`path` itself when it exists (or names no shipped model), else the directory of the shipped model it names."""
+  if not path or os.path.exists(path) or os.sep in path or (os.altsep and os.altsep in path):
+    return path
+  shipped = os.path.join(SHIPPED, path)
+  return shipped if os.path.isfile(os.path.join(shipped, CONFIG)) else path
 
 
 def kind(path: str) -> str | None:
@@ -80,9 +115,15 @@ def write_config(path: str, cfg) -> None:
   writers.atomic_write_text(os.path.join(path, CONFIG), config_lib.to_json(cfg))
 
 
+def reference(path: str) -> str:
+  """How to record a run so that it opens again later from anywhere: a shipped model's name as it is, else the
+  absolute path."""
+  return path if resolve(path) != path else os.path.abspath(path)
+
+
 def pretraining(path: str, flag: str = "--workdir"):
-  """The config of the pretraining run at `path`. UserError for a fine-tuning directory (naming its base run and
-  `predict`) or a directory that is not a run."""
+  """The config of the pretraining run at `path` (a directory, or the name of a shipped model: `resolve`). UserError
+  for a fine-tuning directory (naming its base run and `predict`) or a directory that is not a run."""
   if kind(path) == FINETUNING:
     try:
       base = read_info(path)["base"]["workdir"]
@@ -90,11 +131,13 @@ def pretraining(path: str, flag: str = "--workdir"):
       base = "the run it started from"
     raise UserError(f"{path}: a fine-tuning directory; this command takes a pretraining run's {flag} ({base}); a "
                     f"fine-tuned model is applied with `dnajax predict --workdir {path}`")
-  cfg = read_config(path)
+  cfg = read_config(resolve(path))
   if cfg is None:
     what = ("does not exist" if not os.path.exists(path) else "a file, not a run directory"
             if not os.path.isdir(path) else f"not a dnajax workdir (no {CONFIG})")
-    raise UserError(f"{path}: {what}; pass the {flag} of a training run")
+    names = ", ".join(m["name"] for m in shipped_models())
+    raise UserError(f"{path}: {what}; pass the {flag} of a training run"
+                    + (f" or a shipped model ({names}; `dnajax models`)" if names else ""))
   return cfg
 
 
@@ -166,6 +209,7 @@ def checkpointer(path: str, cfg=None, *, best: bool = False, create: bool = Fals
   folder of a fine-tuning (its latest checkpoint, or with `best` its best validation one). UserError when `create` is
   False and they do not exist."""
   if cfg is not None:
+    path = path if create else resolve(path)
     return checkpoint.Checkpointer(path, keep=cfg.ckpt.keep, async_save=async_save, create=create,
                                    directory=checkpoints_dir(path, cfg))
   return checkpoint.Checkpointer(path, keep=1, async_save=async_save, create=create,

@@ -140,7 +140,7 @@ class TreesPredictor:
       raise UserError(f"{path}: cannot be read ({type(e).__name__}: {e}); rerun `dnajax finetune` into a new "
                       "--output") from None
     base = info["base"]
-    if rundir.kind(base["workdir"]) != rundir.PRETRAINING:
+    if rundir.kind(rundir.resolve(base["workdir"])) != rundir.PRETRAINING:
       raise UserError(f"{workdir}: reads the encoder of its base run {base['workdir']}, which is gone; restore it "
                       "there (a trees model keeps only its head)")
     rep = saved["representation"]

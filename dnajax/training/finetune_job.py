@@ -154,7 +154,7 @@ def load_base(base_workdir: str, step: int | None):
     step = ckpt.resolve_step(step)
   finally:
     ckpt.close()
-  return cfg, {"workdir": os.path.abspath(base_workdir), "step": int(step), "model": cfg.model.to_dict()}
+  return cfg, {"workdir": rundir.reference(base_workdir), "step": int(step), "model": cfg.model.to_dict()}
 
 
 def restore_base(base: dict, cfg, mesh, rules) -> dict:

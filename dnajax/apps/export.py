@@ -1,0 +1,27 @@
+"""`dnajax export`: a pretraining run's weights as safetensors, a JSON manifest and a PyTorch module (see
+`dnajax.model.weights` for the format); `dnajax import` reads the folder back into a run directory."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+from dnajax.data import writers
+from dnajax.model import weights
+
+
+def add_arguments(p) -> None:
+  p.add_argument("--workdir", required=True, help="a pretraining run (or a shipped model's name: `dnajax models`)")
+  p.add_argument("--output", required=True, help="folder to write model.safetensors, model.json, modeling_dnajax.py")
+  p.add_argument("--step", type=int, help="checkpoint step (default: the latest)")
+
+
+def main(args, overrides) -> int:
+  writers.check_outputs([("--output", f"{args.output}/{name}")
+                         for name in (weights.WEIGHTS, weights.MANIFEST, weights.TORCH_MODULE)])
+  info = weights.export(args.workdir, args.output, args.step)
+  params = sum(math.prod(t["shape"]) for t in info["tensors"].values())
+  sys.stderr.write(f"dnajax: exported step {info['source']['step']} of {args.workdir} ({len(info['tensors'])} "
+                   f"tensors, {params:,} "
+                   f"parameters) to {args.output}/\n")
+  return 0
