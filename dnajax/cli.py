@@ -28,6 +28,7 @@ VERBS = {
     "baseline": "the k-mer context and majority-base baselines alone",
     "report": "training/validation curves (PNG) and a Markdown summary of a run",
     "bench": "tokens/s, MFU, compile time, memory, input-pipeline rate of a config",
+    "sweep": "train a grid of config changes (layers x heads, learning rates, ...) and tabulate and plot them",
     "models": "the pretrained models shipped with dnajax (usable as --workdir NAME): data, command, numbers",
     "export": "a run's weights as safetensors + model.json + a PyTorch module",
     "import": "an exported folder back into a run directory (to fine-tune, evaluate, score...)",

@@ -130,7 +130,7 @@ def test_module_and_function_sizes():
 # The files and folders of a run directory: only dnajax.data.rundir names them (the checkpoint module's own default
 # folder aside: a base module below the data layer, which rundir always overrides).
 RUN_FILES = {"config.json", "finetune.json", "train_sequences.txt", "result.json", "metrics.jsonl", "checkpoints",
-             "tensorboard", "imported.json"}
+             "tensorboard", "imported.json", "sweep_run.json", "train.log"}
 RUN_OWNER = "dnajax.data.rundir"
 
 

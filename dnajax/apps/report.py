@@ -4,13 +4,12 @@ as horizontal lines where known, plus a short Markdown summary. Reads only the r
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 
 from dnajax.data import rundir, writers
-from dnajax.errors import UserError
 from dnajax.evaluation import render
+from dnajax.training.writer import read_metrics
 
 # metric -> (training series, validation series): the training objective is the full-vocabulary cross-entropy on
 # 80/10/10 inputs, easier than validation's all-[MASK] NLL over A/C/G/T, so the two are drawn but not compared.
@@ -24,50 +23,6 @@ PLOTS = {"loss": ("Masked cross-entropy", "nats per masked base"),
 def add_arguments(p) -> None:
   p.add_argument("--workdir", required=True)
   p.add_argument("--output", help="Markdown path; the PNGs go beside it (default: WORKDIR/report.md)")
-
-
-def _upgrade(rec: dict) -> dict:
-  """A record of a run trained before the namespaced tags (keys without `train/`, `val/`) in today's form."""
-  split = rec.get("split")
-  if any("/" in k for k in rec) or split not in ("train", "val"):
-    return rec
-  out = {"step": rec["step"], "split": split}
-  for k, v in rec.items():
-    if k in ("step", "split"):
-      continue
-    if split == "train":
-      k = {"loss": "mlm_cross_entropy", "perplexity": "mlm_perplexity"}.get(k, k)
-    if k == "baselines":
-      v = {"uniform": v.get("uniform", 0.25), "kmer_of_training_data": v.get("kmer"),
-           "majority_base_of_training_data": {"base": "?", "masked_accuracy": v.get("majority_base")}}
-      v = {name: x for name, x in v.items() if x is not None}
-    out.update(render.flatten({k: v}, split) if isinstance(v, dict) else {f"{split}/{k}": v})
-  return out
-
-
-def read_metrics(workdir: str) -> dict[str, list[dict]]:
-  """{"train": [...], "val": [...]} records sorted by step; a step logged twice (a resumed run) keeps its last
-  record. Raises UserError when the workdir has no readable metrics."""
-  path = rundir.metrics_file(workdir)
-  if not os.path.isfile(path):
-    raise UserError(f"{workdir}: no {rundir.METRICS}; pass the --workdir of a training run")
-  by_key: dict[tuple[str, int], dict] = {}
-  with open(path) as f:
-    for n, line in enumerate(f, 1):
-      if not line.strip():
-        continue
-      try:
-        rec = _upgrade(json.loads(line))
-        by_key[(rec["split"], int(rec["step"]))] = rec
-      except (ValueError, KeyError, TypeError, AttributeError):
-        if n == 1 or line.endswith("\n"):  # a torn last line is what a killed run leaves: skip it quietly
-          raise UserError(f"{path}: line {n} is not a metrics record; is this a dnajax workdir?") from None
-  out = {"train": [], "val": []}
-  for (split, _), rec in sorted(by_key.items(), key=lambda kv: kv[0][1]):
-    out.setdefault(split, []).append(rec)
-  if not out["train"] and not out["val"]:
-    raise UserError(f"{path}: no training records yet; run dnajax train first")
-  return out
 
 
 def reference_lines(val: list[dict], metric: str) -> list[tuple[str, float]]:

@@ -42,6 +42,7 @@ TRAIN_SEQUENCES = "train_sequences.txt"
 RESULT = "result.json"
 PRETRAINING, FINETUNING = "pretraining", "finetuning"
 IMPORTED = "imported.json"  # the mark of an imported run: where it came from
+SWEEP_RUN, TRAIN_LOG = "sweep_run.json", "train.log"  # a sweep's record of one of its runs, and that run's output
 SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "shipped")
 SHIPPED_CATALOG = os.path.join(SHIPPED, "models.json")
 
@@ -214,3 +215,23 @@ def checkpointer(path: str, cfg=None, *, best: bool = False, create: bool = Fals
                                    directory=checkpoints_dir(path, cfg))
   return checkpoint.Checkpointer(path, keep=1, async_save=async_save, create=create,
                                  directory=os.path.join(path, "best" if best else CHECKPOINTS))
+
+
+def read_sweep_run(path: str) -> dict:
+  """The sweep's record of the run at `path` ({"wall_seconds": summed over its attempts, "attempts": n}); empty
+  for a run the sweep has not started."""
+  file = os.path.join(path, SWEEP_RUN)
+  if not os.path.isfile(file):
+    return {}
+  with open(file) as f:
+    return json.load(f)
+
+
+def write_sweep_run(path: str, record: dict) -> None:
+  """PATH/sweep_run.json, written whole or not at all."""
+  writers.atomic_write_text(os.path.join(path, SWEEP_RUN), json.dumps(record, indent=1) + "\n")
+
+
+def train_log(path: str) -> str:
+  """The file a sweep sends one run's `dnajax train` output to."""
+  return os.path.join(path, TRAIN_LOG)
