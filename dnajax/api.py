@@ -30,13 +30,25 @@ from dnajax.evaluation.engine import Engine
 
 
 def _ids(sequence: str, what: str = "sequence") -> np.ndarray:
-  """uint8 token ids of letters; UserError naming the first character that is not a nucleotide letter or '?'."""
+  """uint8 token ids of letters; UserError for a non-string, an empty sequence, or naming the first character that
+  is not a nucleotide letter or '?'."""
+  if not isinstance(sequence, str):
+    raise UserError(f"{what}: a {type(sequence).__name__}, not a string of nucleotide letters")
+  if not sequence:
+    raise UserError(f"{what}: empty; there is nothing to read")
   ids = tokens.encode(sequence)
   bad = np.flatnonzero(ids == tokens.INVALID)
   if len(bad):
     raise UserError(f"{what}: {sequence[bad[0]]!r} at position {bad[0]} is not a nucleotide letter (A, C, G, T, "
                     "U, IUPAC codes, or '?' for a mask)")
   return ids
+
+
+def _many(sequences) -> list[np.ndarray]:
+  """Token ids of a list of sequences (numbered from 1 in errors, as records are); UserError for one string."""
+  if isinstance(sequences, str):
+    raise UserError("sequences: one string; pass a list of sequences, e.g. [\"ACGT...\"]")
+  return [_ids(s, f"sequence {i + 1}") for i, s in enumerate(sequences)]
 
 
 class LanguageModel:
@@ -59,7 +71,10 @@ class LanguageModel:
     """log p(A, C, G, T) at `positions` (0-based) with all of them masked together, float32[len(positions), 4].
     Raises UserError for a position outside the sequence."""
     ids = _ids(sequence).copy()
-    pos = np.asarray(positions, np.int64)
+    pos = np.asarray(positions)
+    if pos.ndim != 1 or (len(pos) and pos.dtype.kind not in "iu"):
+      raise UserError("positions: pass a list of integer positions (0-based)")
+    pos = pos.astype(np.int64)
     if len(pos) and (pos.min() < 0 or pos.max() >= len(ids)):
       raise UserError(f"positions: {int(pos.min() if pos.min() < 0 else pos.max())} is outside the sequence "
                       f"(0..{len(ids) - 1})")
@@ -81,7 +96,7 @@ class LanguageModel:
     """Hidden states after `layer` (-1: the final normalised output, 0: the token embedding, k: block k), as
     `dnajax embed`: with pool="mean" float32[N, D], the mean over each sequence's positions; with pool="none" a list
     of float32[len, D]. Raises UserError for a layer the model does not have or an unknown pool."""
-    ids = [_ids(s, f"sequence {i}") for i, s in enumerate(sequences)]
+    ids = _many(sequences)
     if pool == "mean":
       return self.engine.mean_hidden_states(ids, layer)
     if pool == "none":
@@ -94,8 +109,13 @@ class LanguageModel:
     (chrom, 1-based position, REF, ALT) variants against the FASTA `reference`, as `dnajax vep`: float64[N], NaN
     where a variant was not scored (outside the reference, or its REF differs from the reference there). Raises
     UserError as `dnajax vep` does (a missing reference, a bad window or strands)."""
-    items = [Variant(str(c), int(p), ".", str(r).upper(), str(a).upper(), i, 0)
-             for i, (c, p, r, a) in enumerate(variants)]
+    items = []
+    for i, v in enumerate(variants):
+      if not (isinstance(v, (tuple, list)) and len(v) == 4 and isinstance(v[1], (int, np.integer))
+              and all(isinstance(x, str) and x and set(x.upper()) <= set("ACGTN") for x in v[2:])):
+        raise UserError(f"variant {i + 1}: {v!r}; pass (chrom, 1-based position, REF, ALT) with REF and ALT made of "
+                        "A, C, G, T (N)")
+      items.append(Variant(str(v[0]), int(v[1]), ".", v[2].upper(), v[3].upper(), i, 0))
     scores, _ = vep.score_variants(self.engine, genome.Reference(reference, progress=False), items, window, strands,
                                    progress=False)
     return np.array([np.nan if s is None or s.score is None else s.score for s in scores], np.float64)
@@ -113,9 +133,14 @@ class FineTunedModel:
   def predict(self, sequences: Sequence[str]) -> np.ndarray:
     """Class probabilities float64[N, C] (columns in `classes` order) or values float64[N] in the training labels'
     units, as `dnajax predict`."""
-    ids = [_ids(s, f"sequence {i}") for i, s in enumerate(sequences)]
-    if any(len(x) == 0 for x in ids):
-      raise UserError("sequences: an empty sequence has nothing to predict from")
+    ids = _many(sequences)
+    limit = getattr(self.predictor, "positions", 0)
+    for i, x in enumerate(ids):
+      if limit and len(x) > limit:
+        raise UserError(f"sequence {i + 1}: {len(x)} bases; this model reads each position on its own and takes "
+                        f"sequences of at most {limit} bases, the training length")
+    if not ids:
+      return np.zeros((0, len(self.classes)) if self.classes else (0,), np.float64)
     return self.predictor.predict(ids)
 
 

@@ -88,6 +88,7 @@ def test_bad_imports_and_exports_are_one_line(exported, tiny_run, tmp_path, caps
   broken.mkdir()
   info = json.load(open(os.path.join(exported, weights.MANIFEST)))
   info["model"]["d_model"] *= 2
+  info["run_config"]["model"]["d_model"] *= 2
   (broken / weights.MANIFEST).write_text(json.dumps(info))
   (broken / weights.WEIGHTS).write_bytes(open(os.path.join(exported, weights.WEIGHTS), "rb").read())
   line = refused(capsys, "import", "--input", str(broken), "--workdir", str(tmp_path / "w2"))
@@ -138,3 +139,74 @@ def test_shipped_models_are_listed_and_open_by_name(capsys):
     assert m["validation"]["masked_accuracy"] > m["baselines"]["kmer"]["masked_accuracy"]
     assert os.path.isdir(rundir.resolve(m["name"])) and rundir.pretraining(m["name"])
   assert sum(m["size_mb"] for m in listed) < 30
+
+
+def test_damaged_exports_are_one_line_and_write_nothing(exported, tmp_path, capsys):
+  from safetensors.numpy import load_file, save_file
+
+  def variant(name, manifest=None, tensors=None, drop=None):
+    d = tmp_path / name
+    d.mkdir()
+    info = json.load(open(os.path.join(exported, weights.MANIFEST)))
+    (d / weights.MANIFEST).write_text(json.dumps(manifest(info) if manifest else info))
+    t = load_file(os.path.join(exported, weights.WEIGHTS))
+    if drop != weights.WEIGHTS:
+      save_file(tensors(t) if tensors else t, str(d / weights.WEIGHTS))
+    return str(d)
+
+  cases = {
+      "no model.safetensors": variant("a", drop=weights.WEIGHTS),
+      "no 'run_config' object": variant("b", manifest=lambda i: {k: v for k, v in i.items() if k != "run_config"}),
+      "no 'tensors' object": variant("c", manifest=lambda i: {k: v for k, v in i.items() if k != "tensors"}),
+      "is not an integer": variant("d", manifest=lambda i: {**i, "format_version": "1"}),
+      "run_config.model.d_model": variant("e", manifest=lambda i: {**i, "run_config": {
+          **i["run_config"], "model": {**i["run_config"]["model"], "d_model": 64}}}),
+      "not float32": variant("f", tensors=lambda t: {**t, "embed": t["embed"].astype(np.int32)}),
+      "NaN or infinite": variant("g", tensors=lambda t: {**t, "head_bias": t["head_bias"] * np.nan}),
+  }
+  for expected, folder in cases.items():
+    line = refused(capsys, "import", "--input", folder, "--workdir", str(tmp_path / "out"))
+    assert expected in line, (expected, line)
+    assert not os.path.exists(tmp_path / "out")
+  assert "--output is empty" in refused(capsys, "export", "--workdir", exported, "--output", "")
+  (tmp_path / "file.txt").write_text("x")
+  assert "cannot be created" in refused(capsys, "import", "--input", exported, "--workdir",
+                                        str(tmp_path / "file.txt" / "x"))
+
+
+def test_a_new_run_may_not_take_a_shipped_models_name(exported, tmp_path, monkeypatch, capsys):
+  if not rundir.shipped_models():
+    pytest.skip("no shipped models in this checkout")
+  name = rundir.shipped_models()[0]["name"]
+  monkeypatch.chdir(tmp_path)
+  assert "the name of a shipped model" in refused(capsys, "train", "--config", "tiny", "--workdir", name)
+  assert "the name of a shipped model" in refused(capsys, "import", "--input", exported, "--workdir", name)
+  assert not os.path.exists(tmp_path / name)
+  (tmp_path / name).mkdir()  # a folder of that name here wins over the shipped model, and is said
+  assert rundir.resolve(name) == name
+  assert "not the shipped model" in capsys.readouterr().err
+
+
+def test_the_api_refuses_odd_inputs_in_one_line(tiny_run, exported):
+  import dnajax
+
+  lm = dnajax.open(tiny_run[0])
+  for call, words in ((lambda: lm.embed("ACGT"), "pass a list"), (lambda: lm.embed([""]), "empty"),
+                      (lambda: lm.masked_log_probs("ACGT", [1.5]), "integer positions"),
+                      (lambda: lm.masked_log_probs("ACGT", [4]), "outside"),
+                      (lambda: lm.log_probs(["ACGT"]), "not a string"),
+                      (lambda: lm.score_variants("ref.fa", [("chr1", 5, "A", "N?")]), "REF and ALT"),
+                      (lambda: lm.score_variants("ref.fa", [("chr1", 5, "A")]), "variant 1")):
+    with pytest.raises(UserError, match=words):
+      call()
+  torch = pytest.importorskip("torch")
+  sys.path.insert(0, exported)
+  try:
+    from modeling_dnajax import DnajaxEncoder
+  finally:
+    sys.path.remove(exported)
+  model = DnajaxEncoder.from_exported(exported)
+  with pytest.raises(ValueError, match="trained on windows"):
+    model(torch.zeros((1, model.window + 1), dtype=torch.int64) + 2)
+  with pytest.raises(ValueError, match="not a nucleotide letter"):
+    model.encode(["AC-GT"])

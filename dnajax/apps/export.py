@@ -7,6 +7,7 @@ import math
 import sys
 
 from dnajax.data import writers
+from dnajax.errors import UserError
 from dnajax.model import weights
 
 
@@ -17,6 +18,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, overrides) -> int:
+  if not args.output:
+    raise UserError("--output is empty; pass the folder to write")
   writers.check_outputs([("--output", f"{args.output}/{name}")
                          for name in (weights.WEIGHTS, weights.MANIFEST, weights.TORCH_MODULE)])
   info = weights.export(args.workdir, args.output, args.step)

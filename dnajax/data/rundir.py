@@ -30,7 +30,7 @@ import os
 from dnajax import checkpoint
 from dnajax import config as config_lib
 from dnajax.data import writers
-from dnajax.errors import UserError
+from dnajax.errors import UserError, warn
 
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
@@ -56,6 +56,16 @@ def shipped_models() -> list[dict]:
     return json.load(f)
 
 
+def check_new(path: str, flag: str) -> None:
+  """UserError when a run directory to be created at `path` would take a shipped model's name (a later `--workdir
+  NAME` would then open it instead of the shipped model), or `path` is empty."""
+  if not path:
+    raise UserError(f"{flag} is empty; pass a directory")
+  if not os.path.exists(path) and resolve(path) != path:
+    raise UserError(f"{flag} {path}: the name of a shipped model (`dnajax models`); a run created here would hide it "
+                    f"from later commands; pass another name (or ./{path} to mean this folder)")
+
+
 def imported(path: str) -> bool:
   """Whether `path` is an imported run (parameters only: it can be read and fine-tuned, not resumed)."""
   return os.path.isfile(os.path.join(path, IMPORTED))
@@ -67,11 +77,22 @@ def write_imported(path: str, source: dict) -> None:
 
 
 def resolve(path: str) -> str:
-  """`path` itself when it exists (or names no shipped model), else the directory of the shipped model it names."""
-  if not path or os.path.exists(path) or os.sep in path or (os.altsep and os.altsep in path):
+  """`path` itself when it exists (or names no shipped model), else the directory of the shipped model it names. A
+  folder in the working directory named like a shipped model wins, said once on stderr."""
+  if not path or os.sep in path or (os.altsep and os.altsep in path) or path in (".", ".."):
     return path
   shipped = os.path.join(SHIPPED, path)
-  return shipped if os.path.isfile(os.path.join(shipped, CONFIG)) else path
+  if not os.path.isfile(os.path.join(shipped, CONFIG)):
+    return path
+  if os.path.exists(path):
+    if path not in _SHADOWED:
+      _SHADOWED.add(path)
+      warn(f"--workdir {path}: using the folder ./{path} here, not the shipped model of that name")
+    return path
+  return shipped
+
+
+_SHADOWED: set[str] = set()
 
 
 def kind(path: str) -> str | None:

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 PAD, MASK, A, T, N = 0, 1, 2, 5, 6
-_IDS = {"A": 2, "C": 3, "G": 4, "T": 5, "U": 5, "?": MASK}
+_IDS = {"A": 2, "C": 3, "G": 4, "T": 5, "U": 5, "?": MASK, **{c: N for c in "RYSWKMBDHVN"}}
 
 
 def _layer_norm(x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -42,13 +42,14 @@ def _rope(x_BxLxNxH: torch.Tensor, base: float) -> torch.Tensor:
 
 class DnajaxEncoder(nn.Module):
   """The encoder of an exported dnajax run. `forward(ids int64[B, L]) -> logits float32[B, L, V]`; PAD (0) positions
-  are masked out of attention as keys.
+  are masked out of attention as keys; L at most `window` (ValueError beyond it).
 
-  Args: `config` the "model" object of model.json; `tensors` {name: tensor} as in model.safetensors."""
+  Args: `config` the "model" object of model.json; `tensors` {name: tensor} as in model.safetensors;
+  `window` the training window length (model.json "window"; None: no limit)."""
 
-  def __init__(self, config: dict, tensors: dict[str, torch.Tensor]):
+  def __init__(self, config: dict, tensors: dict[str, torch.Tensor], window: int | None = None):
     super().__init__()
-    self.config = dict(config)
+    self.config, self.window = dict(config), window
     self.weights = nn.ParameterDict({k.replace(".", "__"): nn.Parameter(v.float(), requires_grad=False)
                                      for k, v in tensors.items()})
 
@@ -59,19 +60,23 @@ class DnajaxEncoder(nn.Module):
 
     with open(os.path.join(path, "model.json")) as f:
       manifest = json.load(f)
-    return cls(manifest["model"], load_file(os.path.join(path, "model.safetensors")))
+    return cls(manifest["model"], load_file(os.path.join(path, "model.safetensors")),
+               manifest.get("window"))
 
   def _w(self, name: str) -> torch.Tensor:
     return self.weights[name.replace(".", "__")]
 
   @staticmethod
   def encode(sequences: list[str]) -> torch.Tensor:
-    """Letters -> token ids int64[B, L] (A, C, G, T, U as T, '?' the mask token, anything else N), padded with PAD
-    to the longest sequence."""
+    """Letters -> token ids int64[B, L] (A, C, G, T, U as T, '?' the mask token, IUPAC ambiguity codes as N), padded
+    with PAD to the longest sequence. ValueError for any other character."""
     L = max((len(s) for s in sequences), default=0)
     out = torch.zeros((len(sequences), L), dtype=torch.int64)
     for i, s in enumerate(sequences):
-      out[i, :len(s)] = torch.tensor([_IDS.get(ch.upper(), N) for ch in s], dtype=torch.int64)
+      bad = next((ch for ch in s if ch.upper() not in _IDS), None)
+      if bad is not None:
+        raise ValueError(f"sequence {i}: {bad!r} is not a nucleotide letter (A, C, G, T, U, IUPAC codes, '?')")
+      out[i, :len(s)] = torch.tensor([_IDS[ch.upper()] for ch in s], dtype=torch.int64)
     return out
 
   def hidden_states(self, ids_BxL: torch.Tensor) -> torch.Tensor:
@@ -80,6 +85,9 @@ class DnajaxEncoder(nn.Module):
     N, D = c["num_heads"], c["d_model"]
     H = D // N
     B, L = ids_BxL.shape
+    if self.window and L > self.window:
+      raise ValueError(f"{L} positions: the model was trained on windows of {self.window}; longer sequences give "
+                       "other predictions than dnajax, which reads them in overlapping windows - split them")
     keep_Bx1x1xL = (ids_BxL != PAD)[:, None, None, :]
     x = self._w("embed")[ids_BxL]
     if c["pos_encoding"] == "learned":

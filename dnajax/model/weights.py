@@ -135,55 +135,88 @@ def export(workdir: str, output: str, step: int | None = None) -> dict:
   return info
 
 
+def _manifest_problem(info) -> str | None:
+  """What is wrong with a parsed model.json (None when its keys have the types this version reads)."""
+  if not isinstance(info, dict) or info.get("format") != FORMAT:
+    found = info.get("format") if isinstance(info, dict) else None
+    return f"not a dnajax export (format {found!r}, not {FORMAT!r})"
+  version = info.get("format_version")
+  if not isinstance(version, int) or isinstance(version, bool):
+    return f"format_version {version!r} is not an integer"
+  if version > FORMAT_VERSION:
+    return f"format version {version}, newer than this dnajax reads ({FORMAT_VERSION}); upgrade dnajax"
+  for key in ("model", "tensors", "run_config"):
+    if not isinstance(info.get(key), dict):
+      return f"no {key!r} object"
+  if not isinstance(info["run_config"].get("model"), dict):
+    return "run_config has no 'model' object"
+  differ = [k for k in checkpoint.SHAPE_KEYS if info["model"].get(k) != info["run_config"]["model"].get(k)]
+  if differ:
+    k = differ[0]
+    return f"model.{k} is {info['model'].get(k)!r} but run_config.model.{k} is {info['run_config']['model'].get(k)!r}"
+  return None
+
+
 def read_export(path: str) -> tuple[dict, dict[str, np.ndarray]]:
   """(manifest, {name: float32 array}) of an exported folder, checked against the encoder its manifest describes:
-  every tensor present with its shape, none extra. UserError naming the folder and what is wrong."""
+  every tensor present with its shape, float32 and finite, none extra. UserError naming the file and what is
+  wrong."""
   from safetensors import SafetensorError
   from safetensors.numpy import load_file
 
   if not os.path.isdir(path):
     raise UserError(f"{path}: {'does not exist' if not os.path.exists(path) else 'not a folder'}; pass the --output "
                     "folder of `dnajax export`")
+  for name in (MANIFEST, WEIGHTS):
+    if not os.path.isfile(os.path.join(path, name)):
+      raise UserError(f"{path}: no {name}; pass the --output folder of `dnajax export`")
+  manifest_file, weights_file = os.path.join(path, MANIFEST), os.path.join(path, WEIGHTS)
   try:
-    with open(os.path.join(path, MANIFEST)) as f:
+    with open(manifest_file) as f:
       info = json.load(f)
-    tensors = load_file(os.path.join(path, WEIGHTS))
-  except FileNotFoundError as e:
-    raise UserError(f"{path}: no {os.path.basename(e.filename)}; pass the --output folder of `dnajax export`") from None
+  except (OSError, ValueError) as e:
+    raise UserError(f"{manifest_file}: cannot be read ({str(e).splitlines()[0][:160]}); export the run again") from None
+  problem = _manifest_problem(info)
+  if problem:
+    raise UserError(f"{manifest_file}: {problem}; pass the --output folder of `dnajax export`")
+  try:
+    tensors = load_file(weights_file)
   except (OSError, ValueError, SafetensorError) as e:
-    raise UserError(f"{path}: cannot be read ({str(e).splitlines()[0][:160]}); export the run again") from None
-  if not isinstance(info, dict) or info.get("format") != FORMAT:
-    found = info.get("format") if isinstance(info, dict) else None
-    raise UserError(f"{path}/{MANIFEST}: not a dnajax export (format {found!r}, not {FORMAT!r}); pass the --output "
-                    "folder of `dnajax export`")
-  if info.get("format_version", 0) > FORMAT_VERSION:
-    raise UserError(f"{path}: format version {info['format_version']}, newer than this dnajax reads "
-                    f"({FORMAT_VERSION}); upgrade dnajax")
-  mcfg = encoder.config_from(info.get("model", {}))
+    raise UserError(f"{weights_file}: cannot be read ({str(e).splitlines()[0][:160]}); export the run again") from None
+  mcfg = encoder.config_from(info["run_config"]["model"])
   want = checkpoint.param_shapes(jax.eval_shape(lambda: encoder.init_params(mcfg, 0)))
   have = {n.replace(".", "/"): tuple(a.shape) for n, a in tensors.items()}
   for name in sorted(want.keys() | have.keys()):
     if want.get(name) != have.get(name):
-      raise UserError(f"{path}/{WEIGHTS}: tensor {name.replace('/', '.')} is "
+      raise UserError(f"{weights_file}: tensor {name.replace('/', '.')} is "
                       f"{'absent' if name not in have else f'of shape {have[name]}'}, the model in {MANIFEST} needs "
                       f"{'none' if name not in want else f'shape {want[name]}'}; export the run again")
-  return info, {n: np.asarray(a, np.float32) for n, a in tensors.items()}
+  for name, a in sorted(tensors.items()):
+    if a.dtype != np.float32 or not np.isfinite(a).all():
+      what = f"of dtype {a.dtype}, not float32" if a.dtype != np.float32 else "holds NaN or infinite values"
+      raise UserError(f"{weights_file}: tensor {name} {what}; export the run again")
+  return info, tensors
 
 
 def import_run(path: str, workdir: str) -> dict:
   """A run directory at `workdir` (config.json and one parameters-only checkpoint at the exported step) from the
   exported folder `path`, written whole (in a temporary sibling renamed at the end) or not at all; returns the
   manifest. UserError for an unreadable export or a `workdir` that already exists and is not empty."""
+  rundir.check_new(workdir, "--workdir")
   info, tensors = read_export(path)
   if os.path.exists(workdir) and (not os.path.isdir(workdir) or os.listdir(workdir)):
     raise UserError(f"{workdir}: already exists{'' if os.path.isdir(workdir) else ' (a file)'}; import into a new "
                     "--workdir")
   cfg = config_lib.from_json(json.dumps(info["run_config"]))
   cfg.ckpt.dir = ""  # the checkpoint lives in the new run directory
-  step = int(info.get("source", {}).get("step", 0))
+  source = info.get("source") if isinstance(info.get("source"), dict) else {}
+  step = int(source.get("step", 0)) if str(source.get("step", 0)).isdigit() else 0
   parent = os.path.dirname(os.path.abspath(workdir))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.", dir=parent)
+  try:
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(workdir))}.", dir=parent)
+  except OSError as e:
+    raise UserError(f"--workdir {workdir}: cannot be created ({e.strerror}); pass a directory you can write") from None
   try:
     rundir.write_config(tmp, cfg)
     ckpt = rundir.checkpointer(tmp, cfg, create=True)

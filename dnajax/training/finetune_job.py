@@ -110,6 +110,7 @@ def check_output(output: str, base_workdir: str, settings: dict) -> dict | None:
   """The existing finetune.json of `output` when it holds this same fine-tuning (to resume), None for a new or empty
   directory. Raises UserError for the base run's own directory, a file, a non-empty directory that is not a
   fine-tuning, or one with other settings (naming the first that differs)."""
+  rundir.check_new(output, "--output")
   if os.path.abspath(output) == os.path.abspath(base_workdir):
     raise UserError(f"--output {output}: is the base run's --workdir; give the fine-tuning its own directory")
   if os.path.exists(output) and not os.path.isdir(output):

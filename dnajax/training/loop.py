@@ -234,6 +234,7 @@ def prepare_workdir(cfg, workdir: str):
   config.json as it was, or None). config.json is written later, once the run is sure to train (`save_config`).
 
   Raises UserError for a workdir of another model or bad data."""
+  rundir.check_new(workdir, "--workdir")
   if rundir.imported(workdir):
     raise UserError(f"{workdir}: an imported run (parameters only, no optimizer state) cannot be resumed; fine-tune "
                     f"it (`dnajax finetune --workdir {workdir}`) or train a new --workdir")
