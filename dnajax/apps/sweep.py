@@ -10,6 +10,7 @@ array over `--grid` values) rather than `--parallel`.
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import os
 import signal
@@ -71,6 +72,13 @@ def _train_all(args, todo: list[sweep.Run]) -> list[str]:
         path = os.path.join(args.workdir, run.name)
         os.makedirs(path, exist_ok=True)
         log = open(rundir.train_log(path), "a")
+        try:  # held by the run's process too (it inherits the file): another sweep on this folder skips the run
+          fcntl.flock(log, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+          log.close()
+          failed.append(f"{run.name}: being trained by another process (another sweep on this --workdir)")
+          bar.update(1)
+          continue
         proc = subprocess.Popen(_command(args, run, path), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         running[proc] = (run, path, log, time.time())
@@ -202,27 +210,35 @@ def _is_number(x) -> bool:
     return False
 
 
-def _label(run: sweep.Run) -> str:
-  return " ".join(f"{k}={v}" for k, v in run.values.items()) + f" seed={run.seed}"
-
-
 def main(args, overrides) -> int:
   if args.parallel < 1:
     raise UserError(f"--parallel {args.parallel}: must be an integer >= 1")
   grid = sweep.parse_grid(args.grid)
   seeds = sweep.parse_seeds(args.seeds)
+  if not args.workdir:
+    raise UserError("--workdir is empty; pass a directory for the sweep")
   if os.path.exists(args.workdir) and not os.path.isdir(args.workdir):
     raise UserError(f"--workdir {args.workdir}: a file; pass a directory for the sweep")
+  writers.check_outputs([("--workdir", os.path.join(args.workdir, "results.csv"))])
+  for path in args.data or ():
+    if not path.startswith("synthetic:") and not os.path.exists(path):
+      raise UserError(f"--data {path}: no such file or directory")
   runs = sweep.plan(args.config, list(overrides), grid, seeds, args.zip, args.equal_tokens)
+  for run in runs:
+    diff = None if run.skipped else sweep.config_difference(os.path.join(args.workdir, run.name), run.cfg)
+    if diff:
+      raise UserError(f"{os.path.join(args.workdir, run.name)}: holds a run of another config ({diff}); use a new "
+                      "--workdir, or delete that folder to train it again")
   valid = [r for r in runs if not r.skipped]
   if not valid:
-    raise UserError(f"every combination of the grid is invalid (the first: {_label(runs[0])}: {runs[0].skipped}); "
-                    "nothing to train")
+    raise UserError(f"every combination of the grid is invalid (the first: {sweep.label(runs[0])}: "
+                    f"{runs[0].skipped}); nothing to train")
   for run in runs:
     if run.skipped:
-      print(f"skipped: {_label(run)}: {run.skipped}", file=sys.stderr)
+      print(f"skipped: {sweep.label(run)}: {run.skipped}", file=sys.stderr)
   todo = [r for r in valid if sweep.run_status(os.path.join(args.workdir, r.name), r.cfg) != "done"]
-  print(f"dnajax sweep: {len(valid)} runs ({len(valid) - len(todo)} finished, {len(todo)} to train"
+  print(f"dnajax sweep: {len(valid)} run{'s' if len(valid) > 1 else ''} ({len(valid) - len(todo)} finished, "
+        f"{len(todo)} to train"
         + (f", {args.parallel} at once" if args.parallel > 1 else "") + f") in {args.workdir}", file=sys.stderr)
   try:
     failed = _train_all(args, todo)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import re
 
@@ -73,8 +74,8 @@ def parse_seeds(text: str) -> list[int]:
     seeds = [int(s) for s in text.split(",")]
   except ValueError:
     raise UserError(f"--seeds {text!r}: write integers separated by commas, e.g. --seeds 0,1") from None
-  if any(s < 0 for s in seeds) or len(set(seeds)) < len(seeds):
-    raise UserError(f"--seeds {text!r}: seeds must be distinct integers >= 0")
+  if any(not 0 <= s < 2**32 for s in seeds) or len(set(seeds)) < len(seeds):
+    raise UserError(f"--seeds {text!r}: seeds must be distinct integers in 0 .. 2^32 - 1")
   return seeds
 
 
@@ -117,6 +118,9 @@ def plan(config: str, overrides: list[tuple[str, str]], grid: list[tuple[str, li
         config_lib.load(config, overrides + [(key, v)])
       except UserError as e:
         raise UserError(f"--grid {key}={v}: {e}") from None
+  if equal_tokens and any(k == STEPS_KEY for k, _ in grid):
+    raise UserError(f"--grid {STEPS_KEY} with --equal-tokens: --equal-tokens sets each run's steps; sweep one or the "
+                    "other")
   if paired and len({len(v) for _, v in grid}) > 1:
     raise UserError("--zip: every --grid needs the same number of values ("
                     + ", ".join(f"{k} {len(v)}" for k, v in grid) + ")")
@@ -140,7 +144,58 @@ def plan(config: str, overrides: list[tuple[str, str]], grid: list[tuple[str, li
       except UserError as e:
         run.skipped = str(e)
       runs.append(run)
+  _check_plan(runs, grid)
   return runs
+
+
+def _check_plan(runs: list[Run], grid: list[tuple[str, list[str]]]) -> None:
+  """UserError for a grid value that every combination refuses (a typo would otherwise drop part of the sweep) and
+  for two runs that would share a folder or train the same config (1e-3 and 0.001)."""
+  for key, values in grid:
+    for v in values:
+      mine = [r for r in runs if r.values[key] == v]
+      if mine and all(r.skipped for r in mine):
+        raise UserError(f"--grid {key}={v}: no combination can take it ({mine[0].skipped}); fix or drop the value")
+  seen: dict[str, Run] = {}
+  for r in runs:
+    if r.skipped:
+      continue
+    text = config_lib.to_json(r.cfg)
+    same = seen.get(r.name) or next((o for o in seen.values() if config_lib.to_json(o.cfg) == text), None)
+    if same:
+      raise UserError(f"--grid: {label(same)} and {label(r)} are the same run (one folder or one config); list "
+                      "each value once")
+    seen[r.name] = r
+
+
+def label(run: Run) -> str:
+  """`key=value ... seed=S` of a run, for messages."""
+  return " ".join(f"{k}={v}" for k, v in run.values.items()) + f" seed={run.seed}"
+
+
+# Config keys a run resolves when it starts (so its config.json may differ there from the plan).
+RESOLVED_KEYS = ("train.grad_accum",)
+
+
+def config_difference(path: str, cfg) -> str | None:
+  """The first config key (dotted) where the run folder's saved config differs from `cfg`, or None (also for a run
+  not started)."""
+  saved = rundir.read_config(path)
+  if saved is None:
+    return None
+  a, b = json.loads(config_lib.to_json(saved)), json.loads(config_lib.to_json(cfg))
+
+  def walk(x, y, prefix=""):
+    for k in sorted(set(x) | set(y)):
+      key = prefix + k
+      if isinstance(x.get(k), dict) and isinstance(y.get(k), dict):
+        found = walk(x[k], y[k], key + ".")
+        if found:
+          return found
+      elif x.get(k) != y.get(k) and key not in RESOLVED_KEYS:
+        return f"{key} ({x.get(k)!r} there, {y.get(k)!r} now)"
+    return None
+  return walk(a, b)
 
 
 def run_status(path: str, cfg) -> str:
