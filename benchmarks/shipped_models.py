@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import time
 
 from dnajax.data import rundir
 from dnajax.model import weights
+from dnajax.training.writer import read_metrics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NCBI = "NCBI RefSeq; public domain (US government work, NCBI's data-use policy)"
@@ -51,8 +51,7 @@ SPEC = {
 
 def final_validation(workdir: str) -> dict:
   """The last validation line of a run's metrics.jsonl, as {validation: {...}, baselines: {...}, mask_rate}."""
-  with open(rundir.metrics_file(workdir)) as f:
-    val = [json.loads(line) for line in f if '"split": "val"' in line][-1]
+  val = read_metrics(workdir)["val"][-1]
   cfg = rundir.pretraining(workdir)
   b = "val/baselines/"
   return {
@@ -77,11 +76,10 @@ def build(runs: dict[str, str], minutes: dict[str, float]) -> None:
       target = os.path.join(rundir.SHIPPED, name)
       shutil.rmtree(target, ignore_errors=True)
       weights.import_run(tmp, target)
-    params = sum(math.prod(t["shape"]) for t in info["tensors"].values())
     spec = dict(SPEC[name])
     spec["train_minutes"] = minutes.get(name, spec["train_minutes"])
-    catalog.append({"name": name, **spec, "parameters": params, "machine": "2-core x86-64 CPU, no GPU",
-                    **final_validation(workdir)})
+    catalog.append({"name": name, **spec, "parameters": weights.num_parameters(info),
+                    "machine": "2-core x86-64 CPU, no GPU", **final_validation(workdir)})
   with open(rundir.SHIPPED_CATALOG, "w") as f:
     json.dump(catalog, f, indent=1)
     f.write("\n")

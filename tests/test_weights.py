@@ -54,8 +54,8 @@ def test_import_round_trips_exactly_and_predicts_the_same(exported, tiny_run, tm
   assert b.step == a.step and np.array_equal(a.log_probs(w), b.log_probs(w))
   again = str(tmp_path / "again")
   assert cli.main(["export", "--workdir", imported, "--output", again]) == 0
-  for name in (weights.WEIGHTS,):
-    assert open(os.path.join(again, name), "rb").read() == open(os.path.join(exported, name), "rb").read()
+  assert (open(os.path.join(again, weights.WEIGHTS), "rb").read()
+          == open(os.path.join(exported, weights.WEIGHTS), "rb").read())
 
 
 def test_pytorch_module_matches_dnajax_log_probs(exported, tiny_run):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 
 from dnajax.data import writers
@@ -23,8 +22,6 @@ def main(args, overrides) -> int:
   writers.check_outputs([("--output", f"{args.output}/{name}")
                          for name in (weights.WEIGHTS, weights.MANIFEST, weights.TORCH_MODULE)])
   info = weights.export(args.workdir, args.output, args.step)
-  params = sum(math.prod(t["shape"]) for t in info["tensors"].values())
   sys.stderr.write(f"dnajax: exported step {info['source']['step']} of {args.workdir} ({len(info['tensors'])} "
-                   f"tensors, {params:,} "
-                   f"parameters) to {args.output}/\n")
+                   f"tensors, {weights.num_parameters(info):,} parameters) to {args.output}/\n")
   return 0

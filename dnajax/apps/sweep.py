@@ -85,7 +85,7 @@ def _train_all(args, todo: list[sweep.Run]) -> list[str]:
       time.sleep(0.2)
       for proc in [p for p in running if p.poll() is not None]:
         run, path = _finished(proc, *running.pop(proc))
-        if proc.returncode != 0 or sweep.run_status(path, run.cfg) != "done":
+        if proc.returncode != 0 or sweep.finished(path, run.cfg) is None:
           failed.append(f"{run.name}: exit code {proc.returncode}; see {rundir.train_log(path)}")
         bar.update(1)
   finally:
@@ -229,14 +229,11 @@ def main(args, overrides) -> int:
     if diff:
       raise UserError(f"{os.path.join(args.workdir, run.name)}: holds a run of another config ({diff}); use a new "
                       "--workdir, or delete that folder to train it again")
-  valid = [r for r in runs if not r.skipped]
-  if not valid:
-    raise UserError(f"every combination of the grid is invalid (the first: {sweep.label(runs[0])}: "
-                    f"{runs[0].skipped}); nothing to train")
+  valid = [r for r in runs if not r.skipped]  # never empty: `plan` refuses a value no combination takes
   for run in runs:
     if run.skipped:
       print(f"skipped: {sweep.label(run)}: {run.skipped}", file=sys.stderr)
-  todo = [r for r in valid if sweep.run_status(os.path.join(args.workdir, r.name), r.cfg) != "done"]
+  todo = [r for r in valid if sweep.finished(os.path.join(args.workdir, r.name), r.cfg) is None]
   print(f"dnajax sweep: {len(valid)} run{'s' if len(valid) > 1 else ''} ({len(valid) - len(todo)} finished, "
         f"{len(todo)} to train"
         + (f", {args.parallel} at once" if args.parallel > 1 else "") + f") in {args.workdir}", file=sys.stderr)
@@ -248,20 +245,20 @@ def main(args, overrides) -> int:
     return 130
   for line in failed:
     warn(f"run failed: {line}")
-  done = [r for r in valid if sweep.run_status(os.path.join(args.workdir, r.name), r.cfg) == "done"]
+  done = [(r, m) for r in valid if (m := sweep.finished(os.path.join(args.workdir, r.name), r.cfg)) is not None]
   if not done:
     raise UserError(f"{args.workdir}: no run finished; see the train.log of each run")
   keys = [k for k, _ in grid]
-  rows = [sweep.result_row(r, os.path.join(args.workdir, r.name),
-                           rundir.read_sweep_run(os.path.join(args.workdir, r.name)).get("wall_seconds", 0.0))
-          for r in done]
+  rows = [sweep.result_row(r, m, rundir.read_sweep_run(os.path.join(args.workdir, r.name)).get("wall_seconds", 0.0))
+          for r, m in done]
   columns = keys + list(sweep.RESULT_COLUMNS)
+  table = _markdown(rows, keys, columns)
   files = [("results.csv", os.path.join(args.workdir, "results.csv"), _csv(rows, columns)),
-           ("results.md", os.path.join(args.workdir, "results.md"), _markdown(rows, keys, columns)),
+           ("results.md", os.path.join(args.workdir, "results.md"), table),
            ("curves.png", os.path.join(args.workdir, "curves.png"),
-            _curves({r.name: sweep.validation_curve(os.path.join(args.workdir, r.name), r.cfg) for r in done}))]
+            _curves({r.name: sweep.validation_curve(m, r.cfg) for r, m in done}))]
   files += [(f"{k}.png", os.path.join(args.workdir, f"{k}.png"), _by_parameter(rows, keys, k)) for k in keys]
   writers.write_all(files)
-  sys.stdout.write(_markdown(rows, keys, columns))
+  sys.stdout.write(table)
   print(f"dnajax sweep: wrote {', '.join(name for name, _, _ in files)} to {args.workdir}", file=sys.stderr)
   return 1 if failed else 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import shutil
@@ -120,6 +121,11 @@ def manifest(cfg, step: int, tensors: dict[str, np.ndarray], source: str) -> dic
   }
 
 
+def num_parameters(info: dict) -> int:
+  """The number of scalars in the tensors a manifest (model.json) lists."""
+  return sum(math.prod(t["shape"]) for t in info["tensors"].values())
+
+
 def export(workdir: str, output: str, step: int | None = None) -> dict:
   """Write OUTPUT/model.safetensors, model.json and modeling_dnajax.py for the pretraining run at `workdir`, all or
   none; returns the manifest. UserError for a run that cannot be read or an output that cannot be written."""
@@ -221,7 +227,7 @@ def import_run(path: str, workdir: str) -> dict:
     rundir.write_config(tmp, cfg)
     ckpt = rundir.checkpointer(tmp, cfg, create=True)
     meta = {"step": step, "config": json.loads(config_lib.to_json(cfg))}
-    rundir.write_imported(tmp, {"exported_from": info.get("source", {}), "format": FORMAT,
+    rundir.write_imported(tmp, {"exported_from": source, "format": FORMAT,
                                 "format_version": info.get("format_version")})
     ckpt.save(step, {"params": jax.tree.map(jax.numpy.asarray, unflatten(tensors))}, meta, force=True)
     ckpt.close()

@@ -21,6 +21,12 @@ from dnajax.training import optim, steps
 from dnajax.training import state as state_lib
 
 
+def check_accumulation(batch_name: str, batch: int, accum_name: str, grad_accum: int) -> None:
+  """Raises UserError unless `batch` splits into `grad_accum` (>= 1) equal micro-batches (the names: config keys)."""
+  if grad_accum < 1 or batch % grad_accum:
+    raise UserError(f"{batch_name}={batch} is not divisible by {accum_name}={grad_accum}")
+
+
 class Program:
   """What every training program shares (pretraining's `TrainProgram`, fine-tuning's `FinetuneProgram`): the mesh
   and its logical-axis rules, batch sizes checked against the batch shards and processes before anything compiles,
@@ -36,8 +42,7 @@ class Program:
     """Raises UserError unless `batch` splits into `grad_accum` micro-batches each divisible by the batch shards and
     the processes (`batch_name`, `accum_name`: the config keys, for the message)."""
     shards, n_proc = sharding.axis_size(self.mesh, self.rules.get("batch")), jax.process_count()
-    if grad_accum < 1 or batch % grad_accum:
-      raise UserError(f"{batch_name}={batch} is not divisible by {accum_name}={grad_accum}")
+    check_accumulation(batch_name, batch, accum_name, grad_accum)
     micro = batch // grad_accum
     if micro % shards or micro % n_proc:
       name = f"{batch_name} / {accum_name}" if grad_accum > 1 else batch_name

@@ -4,8 +4,8 @@
 each with its overrides and its config; a combination the model or the config cannot take (heads not dividing
 d_model, ...) is kept with the reason it is skipped, so it is said before anything trains. `tokens_per_step` and
 `equal_tokens` set every run's steps so that all see the same number of training tokens as the base config
-(`--equal-tokens`: bigger models otherwise win by training longer). `run_status` tells a finished run (its
-validation at the last step is in metrics.jsonl) from one to resume; `result_row` reads a finished run's numbers.
+(`--equal-tokens`: bigger models otherwise win by training longer). `finished` tells a finished run (its
+validation at the last step is in metrics.jsonl) from one to resume; `result_row` gives a finished run's numbers.
 The sweep verb (`dnajax.apps.sweep`) starts the runs as `dnajax train` processes and writes the tables and plots.
 """
 
@@ -23,6 +23,7 @@ from dnajax import config as config_lib
 from dnajax.data import rundir, sampler
 from dnajax.errors import UserError
 from dnajax.model import encoder
+from dnajax.training.program import check_accumulation
 from dnajax.training.writer import read_metrics
 
 SEED_KEY, STEPS_KEY = "train.seed", "train.steps"
@@ -102,8 +103,9 @@ def run_name(values: dict[str, str], seed: int) -> str:
 def _check(cfg) -> None:
   """UserError when the model of `cfg` cannot be built (the checks the model makes before anything compiles)."""
   encoder.config_from(cfg.model.to_dict())
-  if int(cfg.train.global_batch) % int(cfg.train.grad_accum if cfg.train.grad_accum != "auto" else 1):
-    raise UserError(f"train.global_batch={cfg.train.global_batch} is not divisible by train.grad_accum")
+  if cfg.train.grad_accum != "auto":
+    check_accumulation("train.global_batch", int(cfg.train.global_batch), "train.grad_accum",
+                       int(cfg.train.grad_accum))
 
 
 def plan(config: str, overrides: list[tuple[str, str]], grid: list[tuple[str, list[str]]], seeds: list[int],
@@ -198,15 +200,17 @@ def config_difference(path: str, cfg) -> str | None:
   return walk(a, b)
 
 
-def run_status(path: str, cfg) -> str:
-  """"done" (validated at its last step), "partial" (started) or "new"."""
+def finished(path: str, cfg) -> dict | None:
+  """The metrics (`read_metrics`) of the run at `path` when it is finished - validated at its last step - else None
+  (not started, or stopped before the end)."""
   if not rundir.kind(path):
-    return "new"
+    return None
   try:
-    val = read_metrics(path)["val"]
+    metrics = read_metrics(path)
   except UserError:
-    return "partial"
-  return "done" if val and int(val[-1]["step"]) >= int(cfg.train.steps) else "partial"
+    return None
+  val = metrics["val"]
+  return metrics if val and int(val[-1]["step"]) >= int(cfg.train.steps) else None
 
 
 def parameters(cfg) -> int:
@@ -215,10 +219,10 @@ def parameters(cfg) -> int:
   return encoder.count_params(jax.eval_shape(lambda: encoder.init_params(mcfg, 0)))
 
 
-def result_row(run: Run, path: str, wall_seconds: float) -> dict:
-  """The results.csv row of a finished run: its swept values, then RESULT_COLUMNS (fraction_of_bayes None where
-  the data has no exact limit)."""
-  val = read_metrics(path)["val"][-1]
+def result_row(run: Run, metrics: dict, wall_seconds: float) -> dict:
+  """The results.csv row of a finished run (`metrics`: its `finished` metrics): its swept values, then
+  RESULT_COLUMNS (fraction_of_bayes None where the data has no exact limit)."""
+  val = metrics["val"][-1]
   tokens = tokens_per_step(run.cfg) * int(run.cfg.train.steps)
   frac = val.get("val/fraction_of_bayes")
   return {**run.values, "seed": run.seed, "parameters": parameters(run.cfg), "steps": int(run.cfg.train.steps),
@@ -229,8 +233,8 @@ def result_row(run: Run, path: str, wall_seconds: float) -> dict:
           "kmer_masked_accuracy": val.get("val/baselines/kmer_of_training_data/masked_accuracy")}
 
 
-def validation_curve(path: str, cfg) -> list[tuple[float, float]]:
-  """(training tokens seen, validation masked accuracy) at each validation of a run."""
+def validation_curve(metrics: dict, cfg) -> list[tuple[float, float]]:
+  """(training tokens seen, validation masked accuracy) at each validation of a run (`metrics`: `read_metrics`)."""
   per_step = tokens_per_step(cfg)
-  return [(r["step"] * per_step, r["val/masked_accuracy"]) for r in read_metrics(path)["val"]
+  return [(r["step"] * per_step, r["val/masked_accuracy"]) for r in metrics["val"]
           if isinstance(r.get("val/masked_accuracy"), float)]
