@@ -16,6 +16,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from dnajax import runtime  # noqa: F401  (the CPU host set-up runs before any device is used)
 from dnajax.errors import UserError
 
 MESH_AXES = ("data", "fsdp", "tensor")

@@ -38,6 +38,33 @@ PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v4": 275e12, 
               "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
 
 
+# The instruction-set extensions that decide how fast a CPU runs the model's matmuls (x86 SIMD widths, dot-product and
+# bfloat16 instructions, AMX; Arm NEON/SVE), in the names Linux's /proc/cpuinfo gives them.
+ISA_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+                  "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+                  "asimd", "asimddp", "sve", "sve2", "bf16", "i8mm")
+
+
+def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> dict:
+  """{"cpu_model": the first processor's model name, "isa_extensions": those of ISA_EXTENSIONS it has, in that
+  order}. Reads Linux's `cpuinfo` (x86 `model name`/`flags`, Arm `CPU part`/`Features`); elsewhere, or when the file
+  cannot be read, the model is `platform.processor()` and the extensions list is empty."""
+  model, flags = "", set()
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model", "cpu model") and not model:
+          model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+          flags = set(value.split())
+  except OSError:
+    pass
+  return {"cpu_model": model or platform.processor() or platform.machine(),
+          "isa_extensions": [x for x in ISA_EXTENSIONS if x in flags]}
+
+
 def chip_peak(device_kind: str) -> float | None:
   """The data-sheet dense bf16 FLOP/s of an accelerator kind, or None (CPU and unknown chips)."""
   for name, flops in PEAK_FLOPS.items():
@@ -146,8 +173,9 @@ def worker(module: str, config_spec: str, overrides: list, steps: int, windows: 
 
 
 def bench(config_spec: str, overrides: list, steps: int = 10, windows: int = 5, output: str | None = None) -> dict:
-  """{config, overrides, command, machine, processor, cpu_count, model, seq_len, global_batch, steps_per_window,
-  windows, jax: the measurement, input_pipeline_ratio}; written to `output` as JSON when given."""
+  """{config, overrides, command, machine, processor, cpu_model, isa_extensions, cpu_count, model, seq_len,
+  global_batch, steps_per_window, windows, jax: the measurement, input_pipeline_ratio}; written to `output` as JSON
+  when given."""
   if steps < 1 or windows < 1:
     raise UserError("--steps and --windows must be at least 1")
   if output:
@@ -155,7 +183,8 @@ def bench(config_spec: str, overrides: list, steps: int = 10, windows: int = 5, 
   cfg = config_lib.load(config_spec, overrides)  # validate before spawning workers
   result = {"config": config_spec, "overrides": [f"--config.{k}={v}" for k, v in overrides],
             "command": " ".join(["dnajax"] + sys.argv[1:]), "machine": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(), **cpu_description(),
+            "cpu_count": os.cpu_count(),
             "model": {k: cfg.model[k] for k in ("d_model", "num_heads", "num_layers", "d_ff", "attention", "dtype")},
             "seq_len": cfg.data.seq_len, "global_batch": cfg.train.global_batch, "steps_per_window": steps,
             "windows": windows}
@@ -186,6 +215,9 @@ def format_table(r: dict) -> str:
   lines.append(f"config {r['config']} {' '.join(r['overrides'])}: {j['parameters']:,} parameters, seq {r['seq_len']}, "
                f"batch {r['global_batch']}, {j['device_count']} x {j['device_kind']}")
   achieved, peak = (None if v is None else v / 1e9 for v in (j["achieved_flops"], j["peak_flops"]))
+  if "cpu_model" in r:
+    lines.append(f"CPU {r['cpu_model']}, {r['cpu_count']} cores; instruction-set extensions: "
+                 f"{' '.join(r['isa_extensions']) or 'none found'}")
   lines.append(f"model FLOPs/token {num(j['flops_per_token'], ',.0f')}; achieved {num(achieved, '.1f')} GFLOP/s; "
                f"peak {num(peak, '.1f')} GFLOP/s ({j['peak_flops_source']})")
   lines.append(f"input pipeline (one core): {num(j['input_pipeline_tokens_per_second'], ',.0f')} tokens/s = "

@@ -87,8 +87,9 @@ _dense_init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal
 def _dropout(x, rate: float, key):
   if key is None or rate <= 0.0:
     return x
-  keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-  return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
+  with jax.named_scope("dropout"):
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), 0).astype(x.dtype)
 
 
 class LayerNorm(nnx.Module):
@@ -99,23 +100,25 @@ class LayerNorm(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((dim,), jnp.float32), out_sharding=("embed",))
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
-    x = x_BxLxD.astype(jnp.float32)
-    mean = x.mean(-1, keepdims=True)
-    var = jnp.square(x - mean).mean(-1, keepdims=True)
-    y = (x - mean) * jax.lax.rsqrt(var + 1e-6) * self.scale[...] + self.bias[...]
-    return y.astype(x_BxLxD.dtype)
+    with jax.named_scope("layer_norm"):
+      x = x_BxLxD.astype(jnp.float32)
+      mean = x.mean(-1, keepdims=True)
+      var = jnp.square(x - mean).mean(-1, keepdims=True)
+      y = (x - mean) * jax.lax.rsqrt(var + 1e-6) * self.scale[...] + self.bias[...]
+      return y.astype(x_BxLxD.dtype)
 
 
 def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
   """Rotary position embedding (rotate-half form) over the last axis: x * cos + rotate_half(x) * sin, with
   rotate_half written as a roll and a sign folded into sin (slices and a concatenate ran 4x slower on CPU)."""
   L, H = x_BxLxNxH.shape[1], x_BxLxNxH.shape[-1]
-  inv_freq = base ** (-jnp.arange(0, H, 2, dtype=jnp.float32) / H)
-  angles_LxH2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-  cos_LxH = jnp.concatenate([jnp.cos(angles_LxH2)] * 2, axis=-1)[None, :, None, :]
-  sin_LxH = jnp.concatenate([-jnp.sin(angles_LxH2), jnp.sin(angles_LxH2)], axis=-1)[None, :, None, :]
-  x = x_BxLxNxH.astype(jnp.float32)
-  return (x * cos_LxH + jnp.roll(x, H // 2, axis=-1) * sin_LxH).astype(x_BxLxNxH.dtype)
+  with jax.named_scope("rope"):
+    inv_freq = base ** (-jnp.arange(0, H, 2, dtype=jnp.float32) / H)
+    angles_LxH2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+    cos_LxH = jnp.concatenate([jnp.cos(angles_LxH2)] * 2, axis=-1)[None, :, None, :]
+    sin_LxH = jnp.concatenate([-jnp.sin(angles_LxH2), jnp.sin(angles_LxH2)], axis=-1)[None, :, None, :]
+    x = x_BxLxNxH.astype(jnp.float32)
+    return (x * cos_LxH + jnp.roll(x, H // 2, axis=-1) * sin_LxH).astype(x_BxLxNxH.dtype)
 
 
 class Block(nnx.Module):
@@ -166,7 +169,8 @@ class Block(nnx.Module):
         for i in range(3))
     if cfg.pos_encoding == "rope":
       q_BxLxNxH, k_BxLxNxH = rope(q_BxLxNxH, cfg.rope_base), rope(k_BxLxNxH, cfg.rope_base)
-    a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
+    with jax.named_scope("attention"):  # named scopes label the ops in profiles (docs/verbs/bench.md)
+      a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
     a_RxNxH = a_BxLxNxH.reshape(B * L, N, H)
     a_RxD = jnp.einsum("rnh,nhd->rd", a_RxNxH, self.out[...].astype(dt)) + self._adapt("lora_out",
                                                                                          a_RxNxH.reshape(B * L, N * H))
@@ -176,10 +180,8 @@ class Block(nnx.Module):
     lora_in = self._adapt("lora_in", h_RxD)
     pre = [h_RxD @ w_DxKxF[:, k] + (lora_in[:, k * cfg.d_ff:(k + 1) * cfg.d_ff] if cfg.lora_rank else 0)
            for k in range(w_DxKxF.shape[1])]
-    if cfg.mlp == "swiglu":
-      u_RxF = jax.nn.silu(pre[0]) * pre[1]
-    else:
-      u_RxF = jax.nn.gelu(pre[0])
+    with jax.named_scope("activation"):
+      u_RxF = jax.nn.silu(pre[0]) * pre[1] if cfg.mlp == "swiglu" else jax.nn.gelu(pre[0])
     u_BxLxF = _dropout(constrain(u_RxF.reshape(B, L, cfg.d_ff), ("batch", "length", "mlp")), cfg.dropout, keys[1])
     u_RxF = u_BxLxF.reshape(B * L, cfg.d_ff)
     m_RxD = jnp.einsum("rf,fd->rd", u_RxF, self.w_out[...].astype(dt)) + self._adapt("lora_mlp_out", u_RxF)

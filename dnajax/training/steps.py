@@ -33,12 +33,13 @@ def mlm_cross_entropy(params, batch: dict, key, *, graphdef, denom):
   The cross-entropy is in nats over the full vocabulary; `correct` counts argmax over A/C/G/T == target.
   """
   logits_BxLxV = nnx.merge(graphdef, params)(batch["inputs"].astype(jnp.int32), key)
-  targets_BxL = batch["targets"].astype(jnp.int32)
-  w_BxL = batch["weights"].astype(jnp.float32)
-  ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
-  ce_sum = (ce_BxL * w_BxL).sum()
-  _, correct_BxL = metrics.position_scores(metrics.base_log_probs(logits_BxLxV), targets_BxL)
-  return ce_sum / denom, (ce_sum, (correct_BxL * w_BxL).sum())
+  with jax.named_scope("loss"):
+    targets_BxL = batch["targets"].astype(jnp.int32)
+    w_BxL = batch["weights"].astype(jnp.float32)
+    ce_BxL = optax.softmax_cross_entropy_with_integer_labels(logits_BxLxV, targets_BxL)
+    ce_sum = (ce_BxL * w_BxL).sum()
+    _, correct_BxL = metrics.position_scores(metrics.base_log_probs(logits_BxLxV), targets_BxL)
+    return ce_sum / denom, (ce_sum, (correct_BxL * w_BxL).sum())
 
 
 def apply_gradients(grad_fn, params, opt_state, batch: dict, key, *, tx, grad_accum: int = 1,
@@ -64,9 +65,10 @@ def apply_gradients(grad_fn, params, opt_state, batch: dict, key, *, tx, grad_ac
     _, sums_shape = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], micro), key)
     zeros = (jax.tree.map(jnp.zeros_like, params), tuple(jnp.zeros(x.shape, x.dtype) for x in sums_shape))
     (grads, sums), _ = jax.lax.scan(body, zeros, (jnp.arange(grad_accum), micro))
-  updates, new_opt_state = tx.update(grads, opt_state, params)
-  new_params = optax.apply_updates(params, updates)
-  grad_norm = optax.tree.norm(grads)
+  with jax.named_scope("optimizer_update"):
+    updates, new_opt_state = tx.update(grads, opt_state, params)
+    new_params = optax.apply_updates(params, updates)
+    grad_norm = optax.tree.norm(grads)
   skipped = jnp.zeros((), jnp.bool_)
   if skip_nonfinite:  # keep the old params and moments; the step counter still advances (data stays in step)
     skipped = ~(jnp.isfinite(sums[0]) & jnp.isfinite(grad_norm))
@@ -88,7 +90,8 @@ def train_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, d
   correct, count (masked bases), grad_norm, lr, skipped.
   """
   step = state["step"]
-  batch = masking.mask_for_training(batch["ids"], seed, step, mask_rate, mask_rate_max)
+  with jax.named_scope("masking"):
+    batch = masking.mask_for_training(batch["ids"], seed, step, mask_rate, mask_rate_max)
   key = jax.random.fold_in(jax.random.key(seed), step) if dropout > 0 else None
   count = batch["weights"].astype(jnp.float32).sum()
   loss = functools.partial(mlm_cross_entropy, graphdef=graphdef, denom=jnp.maximum(count, 1.0))

@@ -1,0 +1,31 @@
+"""The CPU host set-up (dnajax/runtime.py): applied before the backend starts, and only where the CPU runs."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from dnajax import runtime
+
+PROBE = ("import jax, numpy as np; from dnajax import sharding, runtime; "
+         "print(runtime.HOST_TUNED, jax.config.values['jax_cpu_enable_async_dispatch'], "
+         "float(jax.jit(lambda x: (x @ x).sum())(np.ones((64, 64), np.float32))))")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's (Linux)")
+@pytest.mark.parametrize("allocator, expected", [("", "True False 262144.0"), ("system", "False True 262144.0")])
+def test_cpu_host_set_up_in_a_fresh_process(allocator, expected):
+  env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "DNAJAX_HOST_ALLOCATOR")}
+  env.update(JAX_PLATFORMS="cpu", DNAJAX_HOST_ALLOCATOR=allocator)
+  out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True).stdout
+  assert out.split("\n")[-2] == expected
+
+
+def test_cpu_backend_expected_follows_jax_platforms(monkeypatch):
+  monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
+  assert not runtime.cpu_backend_expected()
+  monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+  assert runtime.cpu_backend_expected()
+  monkeypatch.setenv("DNAJAX_HOST_ALLOCATOR", "system")
+  assert not runtime.tune_cpu_host()
