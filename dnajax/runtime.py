@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import importlib.util
 import logging
 import os
@@ -63,6 +64,34 @@ def tune_cpu_host() -> bool:
 
 
 HOST_TUNED = tune_cpu_host()
+
+
+# The instruction-set extensions that decide how fast a CPU runs the model's matmuls (x86 SIMD widths, dot-product and
+# bfloat16 instructions, AMX; Arm NEON/SVE), in the names Linux's /proc/cpuinfo gives them.
+ISA_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+                  "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
+                  "asimd", "asimddp", "sve", "sve2", "bf16", "i8mm")
+
+
+@functools.lru_cache
+def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> dict:
+  """{"cpu_model": the first processor's model name, "isa_extensions": those of ISA_EXTENSIONS it has, in that
+  order}. Reads Linux's `cpuinfo` (x86 `model name`/`flags`, Arm `CPU part`/`Features`); elsewhere, or when the file
+  cannot be read, the model is `platform.processor()` and the extensions list is empty."""
+  model, flags = "", set()
+  try:
+    with open(cpuinfo) as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key in ("model name", "Model", "cpu model") and not model:
+          model = value.strip()
+        elif key in ("flags", "Features") and not flags:
+          flags = set(value.split())
+  except OSError:
+    pass
+  return {"cpu_model": model or platform.processor() or platform.machine(),
+          "isa_extensions": [x for x in ISA_EXTENSIONS if x in flags]}
 
 
 def _drop_closed_event_loop_reports() -> None:

@@ -29,3 +29,18 @@ def test_cpu_backend_expected_follows_jax_platforms(monkeypatch):
   assert runtime.cpu_backend_expected()
   monkeypatch.setenv("DNAJAX_HOST_ALLOCATOR", "system")
   assert not runtime.tune_cpu_host()
+
+
+def test_cpu_description_reads_model_and_isa_extensions(tmp_path):
+  """Every figure says which machine it came from: x86 model name and flags, Arm features, nothing readable."""
+  x86 = tmp_path / "x86"
+  x86.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw "
+                 "avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu\n")
+  assert runtime.cpu_description(str(x86)) == {
+      "cpu_model": "AMD EPYC 9R14",
+      "isa_extensions": ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"]}
+  arm = tmp_path / "arm"
+  arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp sve sve2 bf16 i8mm\nCPU part\t: 0xd4f\n")
+  assert runtime.cpu_description(str(arm))["isa_extensions"] == ["asimd", "asimddp", "sve", "sve2", "bf16", "i8mm"]
+  missing = runtime.cpu_description(str(tmp_path / "absent"))
+  assert missing["cpu_model"] and missing["isa_extensions"] == []

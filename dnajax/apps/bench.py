@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from dnajax import config as config_lib
+from dnajax import runtime
 from dnajax.data import corpus as corpus_lib
 from dnajax.data import sampler as sampler_lib
 from dnajax.data import sources, writers
@@ -36,33 +37,6 @@ CONFIG_OVERRIDES = True
 # Dense bf16 peak FLOP/s (no sparsity) per chip, from the vendors' data sheets.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "TPU v4": 275e12, "TPU v5 lite": 197e12,
               "TPU v5e": 197e12, "TPU v5p": 459e12, "TPU v6 lite": 918e12, "TPU v6e": 918e12}
-
-
-# The instruction-set extensions that decide how fast a CPU runs the model's matmuls (x86 SIMD widths, dot-product and
-# bfloat16 instructions, AMX; Arm NEON/SVE), in the names Linux's /proc/cpuinfo gives them.
-ISA_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw", "avx512vl",
-                  "avx512_vnni", "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8",
-                  "asimd", "asimddp", "sve", "sve2", "bf16", "i8mm")
-
-
-def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> dict:
-  """{"cpu_model": the first processor's model name, "isa_extensions": those of ISA_EXTENSIONS it has, in that
-  order}. Reads Linux's `cpuinfo` (x86 `model name`/`flags`, Arm `CPU part`/`Features`); elsewhere, or when the file
-  cannot be read, the model is `platform.processor()` and the extensions list is empty."""
-  model, flags = "", set()
-  try:
-    with open(cpuinfo) as f:
-      for line in f:
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key in ("model name", "Model", "cpu model") and not model:
-          model = value.strip()
-        elif key in ("flags", "Features") and not flags:
-          flags = set(value.split())
-  except OSError:
-    pass
-  return {"cpu_model": model or platform.processor() or platform.machine(),
-          "isa_extensions": [x for x in ISA_EXTENSIONS if x in flags]}
 
 
 def chip_peak(device_kind: str) -> float | None:
@@ -183,7 +157,7 @@ def bench(config_spec: str, overrides: list, steps: int = 10, windows: int = 5, 
   cfg = config_lib.load(config_spec, overrides)  # validate before spawning workers
   result = {"config": config_spec, "overrides": [f"--config.{k}={v}" for k, v in overrides],
             "command": " ".join(["dnajax"] + sys.argv[1:]), "machine": platform.platform(),
-            "processor": platform.processor() or platform.machine(), **cpu_description(),
+            "processor": platform.processor() or platform.machine(), **runtime.cpu_description(),
             "cpu_count": os.cpu_count(),
             "model": {k: cfg.model[k] for k in ("d_model", "num_heads", "num_layers", "d_ff", "attention", "dtype")},
             "seq_len": cfg.data.seq_len, "global_batch": cfg.train.global_batch, "steps_per_window": steps,

@@ -2,7 +2,8 @@
 
 Shapes: B batch, T query length, S key length, N heads, H head dim. `mask_BxS` is True where a key is real
 (not padding).
-  * `auto`  - per backend: on CPU `flash` from 256 positions and `einsum` below; `cudnn` on GPU for
+  * `auto`  - per backend: on CPU `flash` from `cpu_flash_min_length()` positions (512 on a CPU with AVX-512,
+              256 without) and `einsum` below; `cudnn` on GPU for
               bfloat16/float16; else `xla`.
   * `xla`   - `jax.nn.dot_product_attention` (XLA's implementation; works on every backend).
   * `cudnn` - `jax.nn.dot_product_attention(implementation="cudnn")`: cuDNN's fused kernel, GPU only.
@@ -18,7 +19,18 @@ import functools
 import jax
 import jax.numpy as jnp
 
+from dnajax import runtime
+
 IMPLEMENTATIONS = ("auto", "xla", "cudnn", "einsum", "flash")
+
+
+def cpu_flash_min_length() -> int:
+  """The key length from which `auto` picks `flash` on the CPU: 512 where the CPU has AVX-512, 256 elsewhere.
+
+  Measured forward+backward per layer (docs/verbs/bench.md): on a 2-core AMD EPYC with AVX-512, at B32 N4 T256
+  H32, einsum 54 ms and flash 65-70 ms (configs/cpu.py trained at 15.7k vs 13.2k tokens/s), at B16 N8 T512 H32
+  flash 164 ms and einsum 206 ms; on a 2-core AVX2 EPYC einsum led at 128 positions and flash at 512."""
+  return 512 if "avx512f" in runtime.cpu_description()["isa_extensions"] else 256
 
 
 def attend(q_BxTxNxH: jax.Array, k_BxSxNxH: jax.Array, v_BxSxNxH: jax.Array, mask_BxS: jax.Array,
@@ -29,8 +41,8 @@ def attend(q_BxTxNxH: jax.Array, k_BxSxNxH: jax.Array, v_BxSxNxH: jax.Array, mas
   (and `cudnn` off a GPU fails in JAX)."""
   if implementation == "auto":
     backend = jax.default_backend()
-    if backend == "cpu":  # measured on a 2-core CPU: einsum is faster below 256 positions, flash above
-      implementation = "flash" if k_BxSxNxH.shape[1] >= 256 else "einsum"
+    if backend == "cpu":
+      implementation = "flash" if k_BxSxNxH.shape[1] >= cpu_flash_min_length() else "einsum"
     elif backend == "gpu" and q_BxTxNxH.dtype in (jnp.bfloat16, jnp.float16):
       implementation = "cudnn"
     else:

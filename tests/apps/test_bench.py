@@ -6,7 +6,6 @@ import json
 import pytest
 
 from dnajax import cli
-from dnajax.apps import bench
 
 
 def test_bench_jax_json(tmp_path, capsys):
@@ -23,21 +22,6 @@ def test_bench_jax_json(tmp_path, capsys):
     assert key in j, key
   assert j["tokens_per_second_min"] <= j["tokens_per_second"] <= j["tokens_per_second_max"]
   assert 0 < j["mfu"] and r["input_pipeline_ratio"] > 0 and "measured" in j["peak_flops_source"]
-
-
-def test_cpu_description_reads_model_and_isa_extensions(tmp_path):
-  """Every figure says which machine it came from: x86 model name and flags, Arm features, nothing readable."""
-  x86 = tmp_path / "x86"
-  x86.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu sse4_2 avx avx2 fma avx512f avx512bw "
-                 "avx512_bf16 avx512_vnni\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R14\nflags\t\t: fpu\n")
-  assert bench.cpu_description(str(x86)) == {
-      "cpu_model": "AMD EPYC 9R14",
-      "isa_extensions": ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"]}
-  arm = tmp_path / "arm"
-  arm.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp sve sve2 bf16 i8mm\nCPU part\t: 0xd4f\n")
-  assert bench.cpu_description(str(arm))["isa_extensions"] == ["asimd", "asimddp", "sve", "sve2", "bf16", "i8mm"]
-  missing = bench.cpu_description(str(tmp_path / "absent"))
-  assert missing["cpu_model"] and missing["isa_extensions"] == []
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed (dnajax[bench])")

@@ -43,3 +43,13 @@ def test_flash_memory_is_linear_in_length():
   f = lambda q: attention.flash_attention(q, k, v, mask).sum()
   residual_bytes = sum(int(np.prod(a.shape)) * 4 for a in jax.tree.leaves(jax.vjp(f, q)[1]))
   assert residual_bytes < 1024 * 1024 * 4  # far below one 1024 x 1024 float32 matrix per head
+
+
+@pytest.mark.parametrize("extensions, length", [(["avx2", "fma", "avx512f", "avx512bw"], 512), (["avx2", "fma"], 256),
+                                                ([], 256)])
+def test_auto_picks_flash_from_a_length_per_cpu(monkeypatch, extensions, length):
+  """Measured (docs/verbs/bench.md): with AVX-512 einsum is faster up to 256 positions, without it flash from 256."""
+  from dnajax import runtime
+
+  monkeypatch.setattr(runtime, "cpu_description", lambda: {"cpu_model": "x", "isa_extensions": extensions})
+  assert attention.cpu_flash_min_length() == length
