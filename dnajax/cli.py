@@ -95,6 +95,7 @@ def run(argv: list[str]) -> int:
   """Parse `argv` (without the program name), run the verb, return its exit code; UserError for bad
   usage."""
   runtime.setup_logging()  # before any app module is imported (some libraries add handlers when imported)
+  runtime.check_environment()
   argv, overrides = split_overrides(argv)
   verb = next((a for a in argv if not a.startswith("-")), None)
   args = _parser(verb if verb in VERBS else None).parse_args(argv)

@@ -44,6 +44,18 @@ def cpu_backend_expected() -> bool:
                                                        "libtpu"))
 
 
+HOST_ALLOCATOR_VALUES = ("", "tuned", "system")  # DNAJAX_HOST_ALLOCATOR: unset/"tuned" (the set-up), "system"
+
+
+def check_environment() -> None:
+  """UserError (one line) for a DNAJAX_HOST_ALLOCATOR value other than HOST_ALLOCATOR_VALUES; the CLI checks it
+  first, so a misspelt value never runs silently in the other mode."""
+  value = os.environ.get("DNAJAX_HOST_ALLOCATOR", "")
+  if value not in HOST_ALLOCATOR_VALUES:
+    raise UserError(f"DNAJAX_HOST_ALLOCATOR={value!r} is not a mode; use `system` (glibc's malloc and JAX's "
+                    "asynchronous CPU dispatch as they are) or `tuned` / unset (dnajax's CPU host set-up)")
+
+
 def tune_cpu_host() -> bool:
   """On Linux with glibc, when the CPU backend will run and DNAJAX_HOST_ALLOCATOR is not `system`: malloc with one
   arena and mmap/trim thresholds of HOST_ALLOCATOR_BYTES (mallopt(3)), and JAX's CPU dispatch synchronous

@@ -22,6 +22,15 @@ def test_cpu_host_set_up_in_a_fresh_process(allocator, expected):
   assert out.split("\n")[-2] == expected
 
 
+def test_a_misspelt_host_allocator_mode_is_refused_in_one_line(monkeypatch, capsys):
+  from dnajax import cli
+
+  monkeypatch.setenv("DNAJAX_HOST_ALLOCATOR", "sytem")
+  assert cli.main(["bench", "--config", "tiny"]) == 2
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "DNAJAX_HOST_ALLOCATOR='sytem' is not a mode" in err
+
+
 def test_cpu_backend_expected_follows_jax_platforms(monkeypatch):
   monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
   assert not runtime.cpu_backend_expected()

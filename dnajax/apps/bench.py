@@ -29,7 +29,7 @@ from dnajax.data import sampler as sampler_lib
 from dnajax.data import sources, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import render
-from dnajax.model import encoder
+from dnajax.model import attention, encoder
 from dnajax.training import aot
 
 CONFIG_OVERRIDES = True
@@ -124,6 +124,8 @@ def run_jax(cfg, steps: int, windows: int) -> dict:
     peak *= n_dev
   stats = dev.memory_stats() or {}
   out.update(framework="jax", device_kind=dev.device_kind, device_count=n_dev, parameters=n_params,
+             attention_kernel=attention.resolve(cfg.model.attention, L, cfg.model.dtype),
+             cpu_host_setup=runtime.HOST_TUNED,
              grad_accum=cfg.train.grad_accum,
              compile_seconds=compile_s, flops_per_token=flops_per_step / (B * L), achieved_flops=achieved,
              peak_flops=peak, peak_flops_source=peak_label, mfu=(achieved / peak) if peak else None,
@@ -142,6 +144,9 @@ def worker(module: str, config_spec: str, overrides: list, steps: int, windows: 
   r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
   if r.returncode != 0:
     last = (r.stderr.strip().splitlines() or ["no output"])[-1]
+    prefix = f"{UserError.__module__}.{UserError.__name__}: "
+    if last.startswith(prefix):  # bad input found by the worker (e.g. a config check): the message itself
+      raise UserError(last[len(prefix):])
     raise UserError(f"bench: the worker {module} failed ({last})")
   return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -191,7 +196,8 @@ def format_table(r: dict) -> str:
   achieved, peak = (None if v is None else v / 1e9 for v in (j["achieved_flops"], j["peak_flops"]))
   if "cpu_model" in r:
     lines.append(f"CPU {r['cpu_model']}, {r['cpu_count']} cores; instruction-set extensions: "
-                 f"{' '.join(r['isa_extensions']) or 'none found'}")
+                 f"{' '.join(r['isa_extensions']) or 'none found'}; CPU host set-up "
+                 f"{'on' if j.get('cpu_host_setup') else 'off'}; attention kernel {j.get('attention_kernel', '-')}")
   lines.append(f"model FLOPs/token {num(j['flops_per_token'], ',.0f')}; achieved {num(achieved, '.1f')} GFLOP/s; "
                f"peak {num(peak, '.1f')} GFLOP/s ({j['peak_flops_source']})")
   lines.append(f"input pipeline (one core): {num(j['input_pipeline_tokens_per_second'], ',.0f')} tokens/s = "

@@ -33,20 +33,26 @@ def cpu_flash_min_length() -> int:
   return 512 if "avx512f" in runtime.cpu_description()["isa_extensions"] else 256
 
 
+def resolve(implementation: str, key_length: int, dtype) -> str:
+  """The kernel `implementation` runs as for keys of `key_length` positions in `dtype` on JAX's default backend:
+  `auto` resolved as the module docstring says; any other name unchanged."""
+  if implementation != "auto":
+    return implementation
+  backend = jax.default_backend()
+  if backend == "cpu":
+    return "flash" if key_length >= cpu_flash_min_length() else "einsum"
+  if backend == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
+    return "cudnn"
+  return "xla"
+
+
 def attend(q_BxTxNxH: jax.Array, k_BxSxNxH: jax.Array, v_BxSxNxH: jax.Array, mask_BxS: jax.Array,
            implementation: str = "xla") -> jax.Array:
   """Scaled dot-product attention (Vaswani et al. 2017) of queries [B, T, N, H] over keys and values [B, S, N, H]
   (any float dtype; the softmax runs in float32 where the implementation allows), keys masked where `mask_BxS`
   (bool [B, S]) is False. Returns [B, T, N, H] in the dtype of v. Raises ValueError for an unknown implementation
   (and `cudnn` off a GPU fails in JAX)."""
-  if implementation == "auto":
-    backend = jax.default_backend()
-    if backend == "cpu":
-      implementation = "flash" if k_BxSxNxH.shape[1] >= cpu_flash_min_length() else "einsum"
-    elif backend == "gpu" and q_BxTxNxH.dtype in (jnp.bfloat16, jnp.float16):
-      implementation = "cudnn"
-    else:
-      implementation = "xla"
+  implementation = resolve(implementation, k_BxSxNxH.shape[1], q_BxTxNxH.dtype)
   if implementation == "flash":
     return flash_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS)
   if implementation == "cudnn":  # cuDNN takes padding as sequence lengths (keys are real up to the first PAD)

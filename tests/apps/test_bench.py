@@ -14,11 +14,12 @@ def test_bench_jax_json(tmp_path, capsys):
   table = capsys.readouterr().out
   assert "dnajax (JAX)" in table and "input pipeline" in table and "instruction-set extensions" in table
   r = json.loads(out.read_text())
-  assert r["cpu_model"] and isinstance(r["isa_extensions"], list)
   j = r["jax"]
+  assert r["cpu_model"] and isinstance(r["isa_extensions"], list) and j["attention_kernel"] == "einsum"
   for key in ("tokens_per_second", "tokens_per_second_min", "tokens_per_second_max", "steps_per_second",
               "compile_seconds", "flops_per_token", "achieved_flops", "peak_flops", "mfu", "peak_host_rss_gib",
-              "input_pipeline_tokens_per_second", "parameters", "device_kind", "device_count"):
+              "input_pipeline_tokens_per_second", "parameters", "device_kind", "device_count", "cpu_host_setup",
+              "attention_kernel"):
     assert key in j, key
   assert j["tokens_per_second_min"] <= j["tokens_per_second"] <= j["tokens_per_second_max"]
   assert 0 < j["mfu"] and r["input_pipeline_ratio"] > 0 and "measured" in j["peak_flops_source"]
