@@ -24,13 +24,14 @@ _DETECTED_BY_JAX = ("SLURM_NTASKS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID")
 # and unmaps it on free, so every step page-faulted all of it in again (40,000 minor faults per default step, ~30%
 # of its time). With one malloc arena (a thread's own arena mmaps any block above 64 MB) and mmap/trim thresholds of
 # HOST_ALLOCATOR_BYTES, the block is reused from the heap. That alone let the heap grow to one block per step in
-# flight, because JAX's CPU client dispatches asynchronously (cpu.py: 2.6 GiB peak RSS); with synchronous dispatch
+# flight, because JAX's CPU client dispatches asynchronously (cpu.py: 2.5-3.0 GiB peak RSS); with synchronous dispatch
 # one block is reused. Measured on a 2-core AMD EPYC with AVX-512 (docs/verbs/bench.md), tokens/s and peak RSS:
 # default.py 34.8k -> 51-56k, 0.70 -> 0.66 GiB; cpu.py 12.2k -> 13.9k, 1.14 -> 1.03 GiB; small.py 2.8k -> 3.2k,
 # 2.17 -> 2.06 GiB. Both must be set before the CPU backend starts (its threads, its client): this module does it at
 # import, and `dnajax.sharding`, through which every compiled program goes, imports it. mallopt(3) is glibc's
 # documented interface. DNAJAX_HOST_ALLOCATOR=system leaves malloc and dispatch as they are.
 HOST_ALLOCATOR_BYTES = 2**31 - 1  # mallopt's value is a C int: the largest it takes
+HOST_ALLOCATOR_VALUES = ("", "tuned", "system")  # DNAJAX_HOST_ALLOCATOR: unset/"tuned" (the set-up), "system"
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 
 
@@ -44,13 +45,15 @@ def cpu_backend_expected() -> bool:
                                                        "libtpu"))
 
 
-HOST_ALLOCATOR_VALUES = ("", "tuned", "system")  # DNAJAX_HOST_ALLOCATOR: unset/"tuned" (the set-up), "system"
+def host_allocator_mode() -> str:
+  """DNAJAX_HOST_ALLOCATOR as set ("" when unset)."""
+  return os.environ.get("DNAJAX_HOST_ALLOCATOR", "")
 
 
 def check_environment() -> None:
   """UserError (one line) for a DNAJAX_HOST_ALLOCATOR value other than HOST_ALLOCATOR_VALUES; the CLI checks it
   first, so a misspelt value never runs silently in the other mode."""
-  value = os.environ.get("DNAJAX_HOST_ALLOCATOR", "")
+  value = host_allocator_mode()
   if value not in HOST_ALLOCATOR_VALUES:
     raise UserError(f"DNAJAX_HOST_ALLOCATOR={value!r} is not a mode; use `system` (glibc's malloc and JAX's "
                     "asynchronous CPU dispatch as they are) or `tuned` / unset (dnajax's CPU host set-up)")
@@ -61,7 +64,7 @@ def tune_cpu_host() -> bool:
   arena and mmap/trim thresholds of HOST_ALLOCATOR_BYTES (mallopt(3)), and JAX's CPU dispatch synchronous
   (`jax_cpu_enable_async_dispatch` False). Returns True when applied. Has its full effect only before the CPU
   backend starts (see the measurement above)."""
-  if (os.environ.get("DNAJAX_HOST_ALLOCATOR", "") == "system" or not sys.platform.startswith("linux")
+  if (host_allocator_mode() == "system" or not sys.platform.startswith("linux")
           or platform.libc_ver()[0] != "glibc" or not cpu_backend_expected()):
     return False
   try:
@@ -88,8 +91,9 @@ ISA_EXTENSIONS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq",
 @functools.lru_cache
 def cpu_description(cpuinfo: str = "/proc/cpuinfo") -> dict:
   """{"cpu_model": the first processor's model name, "isa_extensions": those of ISA_EXTENSIONS it has, in that
-  order}. Reads Linux's `cpuinfo` (x86 `model name`/`flags`, Arm `CPU part`/`Features`); elsewhere, or when the file
-  cannot be read, the model is `platform.processor()` and the extensions list is empty."""
+  order}. Reads Linux's `cpuinfo`: the model from `model name` (x86), `Model` or `cpu model`, the extensions from
+  `flags` (x86) or `Features` (Arm). Without a model line (most Arm kernels) the model is `platform.processor()` or
+  `platform.machine()`; when the file cannot be read, that and an empty list."""
   model, flags = "", set()
   try:
     with open(cpuinfo) as f:

@@ -48,8 +48,11 @@ def test_flash_memory_is_linear_in_length():
 @pytest.mark.parametrize("extensions, length", [(["avx2", "fma", "avx512f", "avx512bw"], 512), (["avx2", "fma"], 256),
                                                 ([], 256)])
 def test_auto_picks_flash_from_a_length_per_cpu(monkeypatch, extensions, length):
-  """Measured (docs/verbs/bench.md): with AVX-512 einsum is faster up to 256 positions, without it flash from 256."""
+  """Measured (docs/verbs/bench.md): with AVX-512 einsum is faster at 256 positions; without it the earlier
+  threshold, 256, stays."""
   from dnajax import runtime
 
   monkeypatch.setattr(runtime, "cpu_description", lambda: {"cpu_model": "x", "isa_extensions": extensions})
   assert attention.cpu_flash_min_length() == length
+  assert attention.resolve("auto", 256, jnp.float32) == ("einsum" if length == 512 else "flash")
+  assert attention.resolve("auto", 512, jnp.float32) == "flash" and attention.resolve("xla", 512, jnp.float32) == "xla"
