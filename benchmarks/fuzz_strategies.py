@@ -8,7 +8,7 @@ import os
 import numpy as np
 from hypothesis import strategies as st
 
-from dnajax.data import corpus, readers, tokens
+from dnajax.data import corpus, preparation, readers, tokens
 from dnajax.errors import UserError
 
 DNA = "ACGT"
@@ -116,7 +116,7 @@ def check(name: str, data: bytes, directory: str) -> str:
   out = os.path.join(directory, "corpus")
   before = set(os.listdir(directory))
   try:
-    c = corpus.prepare(records, out, corpus.SplitSettings(val_fraction=0.2, min_len=8), force=True)
+    c = preparation.prepare(records, out, corpus.SplitSettings(val_fraction=0.2, min_len=8), force=True)
   except UserError as e:
     assert "\n" not in str(e)
     assert set(os.listdir(directory)) <= before, "a rejected prepare left files behind"

@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from dnajax import cli, config, sharding
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import masking, sources, tokens, windows
+from dnajax.data import masking, preparation, sources, tokens, windows
 from dnajax.data import sampler as sampler_lib
 from dnajax.errors import UserError
 from dnajax.evaluation.engine import Engine
@@ -57,7 +57,7 @@ def test_rules_from_config():
 def test_no_recompilation_after_the_first_step(tmp_path):
   cfg = config.load("configs/tiny.py")
   program = TrainProgram(cfg)
-  c = corpus_lib.prepare(sources.synthetic_records("structured", 20_000, 2_000, 0), str(tmp_path / "c"),
+  c = preparation.prepare(sources.synthetic_records("structured", 20_000, 2_000, 0), str(tmp_path / "c"),
                          corpus_lib.SplitSettings())
   sampler = sampler_lib.WindowSampler(c, cfg.data.seq_len, seed=0)
   state = program.init()

@@ -6,7 +6,7 @@ import os
 import tempfile
 
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import readers, tokens, windows
+from dnajax.data import preparation, readers, tokens, windows
 from dnajax.errors import UserError
 from dnajax.evaluation import baselines, render
 
@@ -47,7 +47,7 @@ def run(data: list[str], inputs: list[str], mask_rate: float, seed: int, seq_len
       corpus = corpus_lib.Corpus(data[0])
     else:
       files = readers.expand_inputs(data)
-      corpus = corpus_lib.prepare(readers.read_files(files, fmt), os.path.join(tmp, "corpus"),
+      corpus = preparation.prepare(readers.read_files(files, fmt), os.path.join(tmp, "corpus"),
                                   corpus_lib.SplitSettings(), sources=files)
     if corpus.base_counts("train").sum() == 0:
       raise UserError(f"{', '.join(data)}: the training split has no A/C/G/T base, so a baseline fitted on it would be "

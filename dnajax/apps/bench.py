@@ -25,8 +25,8 @@ import jax.numpy as jnp
 from dnajax import config as config_lib
 from dnajax import runtime
 from dnajax.data import corpus as corpus_lib
+from dnajax.data import preparation, sources, writers
 from dnajax.data import sampler as sampler_lib
-from dnajax.data import sources, writers
 from dnajax.errors import UserError
 from dnajax.evaluation import render
 from dnajax.model import attention, encoder
@@ -55,7 +55,7 @@ def peak_rss_gib() -> float:
 def make_corpus(seq_len: int, directory: str):
   """A throwaway i.i.d. corpus large enough for windows of `seq_len` (both frameworks train on it)."""
   records = sources.synthetic_records("iid", max(400_000, 64 * seq_len), 20_000, seed=0)
-  return corpus_lib.prepare(records, os.path.join(directory, "corpus"), corpus_lib.SplitSettings(val_fraction=0.0))
+  return preparation.prepare(records, os.path.join(directory, "corpus"), corpus_lib.SplitSettings(val_fraction=0.0))
 
 
 def input_pipeline_rate(sampler, global_batch: int, seq_len: int, steps: int = 20, seconds: float = 1.0) -> float:

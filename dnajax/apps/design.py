@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from dnajax.bio import codons, expression, sequence
 from dnajax.data import readers, rundir, tokens, writers
+from dnajax.data import text as text_lib
 from dnajax.design import search
 from dnajax.design.constraints import Constraints, Infeasible
 from dnajax.design.expression_search import Guide
@@ -75,7 +76,7 @@ def read_protein_records(path: str) -> list[tuple[str, str]]:
   """[(record id, letters)] of a protein FASTA (plain or gzip); a file with no '>' at all and only letters (and a
   trailing '*') is one bare protein sequence, its id the file name without extensions. UserError for text before
   the first header or a header-less file that is not a sequence."""
-  text = readers.read_text(path)
+  text = text_lib.read_text(path)
   lines = text.split("\n")
   first = next(i for i, line in enumerate(lines) if line.strip())  # read_text refuses an all-blank file
   if not lines[first].lstrip().startswith(">"):

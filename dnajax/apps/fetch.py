@@ -19,6 +19,7 @@ import urllib.error
 from Bio import Entrez
 
 from dnajax.data import readers, writers
+from dnajax.data import text as text_lib
 from dnajax.errors import UserError
 
 DEFAULT_URL = "https://eutils.ncbi.nlm.nih.gov/entrez/eutils/"
@@ -50,21 +51,21 @@ def _request(accession: str, fmt: str, email: str | None) -> bytes:
 
 def fetch_one(accession: str, fmt: str = "fasta", email: str | None = None) -> tuple[str, bool]:
   """Text of one record, validated as nucleotide data; (text, came_from_cache). The answer is read as any user
-  file is (`readers.text_from_bytes`: byte-order marks, UTF-16, gzip, line endings), and the normalised text is
+  file is (`text.text_from_bytes`: byte-order marks, UTF-16, gzip, line endings), and the normalised text is
   what is cached and returned. Raises UserError for a bad accession, a failed request or an answer that is not a
   `fmt` nucleotide record (nothing is cached then)."""
   if not _ACCESSION.match(accession):
     raise UserError(f"fetch: {accession!r} is not an accession (letters, digits, '_', '.', '-')")
   path = os.path.join(cache_dir(), f"{accession}.{fmt}")
   if os.path.isfile(path):
-    return readers.read_text(path), True
+    return text_lib.read_text(path), True
   data = _request(accession, fmt, email)
   # Validate before caching: an error page or an empty answer must not be cached.
   os.makedirs(cache_dir(), exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".tmp-", suffix=".fa" if fmt == "fasta" else ".gb")
   try:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-      text = readers.text_from_bytes(data, tmp)  # as any user file is read; `tmp` stands for the answer
+      text = text_lib.text_from_bytes(data, tmp)  # as any user file is read; `tmp` stands for the answer
       f.write(text)
     readers.read_file(tmp, fmt)
   except BaseException as e:

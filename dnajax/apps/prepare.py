@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import readers
+from dnajax.data import preparation, readers
+from dnajax.errors import UserError
 
 
 def add_arguments(p) -> None:
@@ -19,14 +22,18 @@ def add_arguments(p) -> None:
   p.add_argument("--min-len", type=int, default=64, help="drop segments shorter than this, >= 1 (default: 64)")
   p.add_argument("--seed", type=int, default=0, help="seed of the record shuffle of --split records, >= 0 "
                  "(default: 0)")
+  p.add_argument("--workers", type=int, default=None,
+                 help="files read in parallel processes, >= 1 (default: one per core, at most one per file)")
   p.add_argument("--force", action="store_true", help="replace a different corpus at --output")
 
 
 def main(args, overrides) -> int:
   settings = corpus_lib.SplitSettings(args.val_fraction, args.split, args.n_run, args.min_len, args.seed)  # checks
+  if args.workers is not None and args.workers < 1:
+    raise UserError(f"--workers {args.workers}: must be an integer >= 1 (files read in parallel processes)")
   files = readers.expand_inputs(args.input)
-  records = readers.read_files(files, args.format)
-  c = corpus_lib.prepare(records, args.output, settings, sources=files, force=args.force)
+  c = preparation.prepare_files(files, args.output, settings, args.format, force=args.force,
+                               workers=args.workers or os.cpu_count() or 1, progress=True)
   splits = {k: sum(s["length"] for s in c.split(k)) for k in ("train", "val")}
   print(f"prepared {args.output}: {len(c.segments)} segments from {c.index['num_records']} records, "
         f"{splits['train']:,} train / {splits['val']:,} val bases (split by {c.index['split_mode']})")

@@ -17,18 +17,18 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
-from collections.abc import Sequence
 
 import numpy as np
 
 from dnajax.data import tokens
-from dnajax.data.readers import Record
 from dnajax.errors import UserError
 
 FORMAT_VERSION = 1
 MIN_RECORDS_FOR_RECORD_SPLIT = 5
+# Above this many bases, what is fitted on a split (the k-mer and majority-base baselines) sees a seeded sample of
+# stretches of SAMPLE_PIECE bases (`Corpus.sample`): start-up time and memory stay bounded at genome scale.
+SAMPLE_BASES = 1 << 24
+SAMPLE_PIECE = 1 << 20
 
 
 def sha256_file(path: str) -> str:
@@ -78,36 +78,21 @@ def _is_int(v) -> bool:
   return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def split_segments(rec: Record, n_run: int, min_len: int) -> list[tuple[int, int]]:
-  """[start, end) pieces of `rec` between runs of >= n_run N's, keeping those of >= min_len bases."""
-  is_n = rec.ids == tokens.N
-  if n_run <= 0 or not is_n.any():
-    return [(0, len(rec.ids))] if len(rec.ids) >= min_len else []
-  # Boundaries of N runs.
-  padded = np.concatenate([[False], is_n, [False]])
-  edges = np.flatnonzero(padded[1:] != padded[:-1])
-  starts, ends = edges[0::2], edges[1::2]
-  long_runs = [(s, e) for s, e in zip(starts, ends) if e - s >= n_run]
-  pieces, cur = [], 0
-  for s, e in long_runs:
-    pieces.append((cur, int(s)))
-    cur = int(e)
-  pieces.append((cur, len(rec.ids)))
-  return [(s, e) for s, e in pieces if e - s >= min_len]
-
-
-def _assign_split(records: list[Record], pieces: list[list[tuple[int, int]]], s: SplitSettings):
-  """-> list of (record index, start, end, split)."""
+def assign_split(pieces: list[list[tuple[int, int, int]]], s: SplitSettings):
+  """Which kept pieces are training and which validation: pieces [(start, end, offset)] per record -> (segments
+  [(record index, start, end, offset, split)] in record order, the split mode used: records | blocks). Records
+  mode holds out whole records in a seeded order until `s.val_fraction` of the bases; blocks mode the last
+  `val_fraction` of every piece (a part shorter than `s.min_len` is dropped). Raises UserError when records
+  mode leaves no record on one side."""
   n_kept = sum(1 for p in pieces if p)
   mode = s.mode
   if mode == "auto":
     mode = "records" if n_kept >= MIN_RECORDS_FOR_RECORD_SPLIT else "blocks"
-  out = []
   if s.val_fraction <= 0:
-    return [(r, a, b, "train") for r, p in enumerate(pieces) for a, b in p], mode
+    return [(r, a, b, o, "train") for r, p in enumerate(pieces) for a, b, o in p], mode
   if mode == "records":
-    lengths = np.array([sum(b - a for a, b in p) for p in pieces], dtype=np.float64)
-    order = np.random.default_rng(s.seed).permutation(len(records))
+    lengths = np.array([sum(b - a for a, b, _ in p) for p in pieces], dtype=np.float64)
+    order = np.random.default_rng(s.seed).permutation(len(pieces))
     val, acc, total = set(), 0.0, lengths.sum()
     for r in order:
       if lengths[r] == 0:
@@ -119,90 +104,16 @@ def _assign_split(records: list[Record], pieces: list[list[tuple[int, int]]], s:
     if not val or len(val) == n_kept:
       raise UserError(f"cannot split {n_kept} records into train and validation at val_fraction={s.val_fraction}; "
                       "use --split blocks or add records")
-    return [(r, a, b, "val" if r in val else "train") for r, p in enumerate(pieces) for a, b in p], mode
-  if mode != "blocks":
-    raise UserError(f"unknown split mode {s.mode!r}; use auto, records or blocks")
+    return [(r, a, b, o, "val" if r in val else "train") for r, p in enumerate(pieces) for a, b, o in p], mode
+  out = []
   for r, p in enumerate(pieces):
-    for a, b in p:
+    for a, b, o in p:
       cut = b - int(round((b - a) * s.val_fraction))
       if cut - a >= s.min_len:
-        out.append((r, a, cut, "train"))
+        out.append((r, a, cut, o, "train"))
       if b - cut >= s.min_len:
-        out.append((r, cut, b, "val"))
+        out.append((r, cut, b, o + cut - a, "val"))
   return out, mode
-
-
-def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, sources: Sequence[str] = (),
-            force: bool = False, extra: dict | None = None, require_val: bool = False) -> Corpus:
-  """Write a corpus atomically (into a temporary sibling, then renamed). Returns the loaded corpus.
-
-  An existing corpus made from the same content and settings is reused; a different one is refused unless
-  `force`. A split with no training segment is refused (UserError, nothing written), and so is one with no
-  validation segment when `require_val` (training validates on it).
-  """
-  source_info = [{"path": os.path.abspath(p), "sha256": sha256_file(p), "bytes": os.path.getsize(p)}
-                 for p in sources]
-  content = hashlib.sha256()
-  for r in records:
-    content.update(r.name.encode() + b"\0")
-    content.update(np.ascontiguousarray(r.ids))  # hashed in place: no copy of a long record
-    content.update(np.packbits(r.soft_masked).tobytes())
-  fingerprint = hashlib.sha256(json.dumps(
-      {"sources": [x["sha256"] for x in source_info], "settings": dataclasses.asdict(settings),
-       "extra": extra or {}, "content": content.hexdigest()}, sort_keys=True).encode()).hexdigest()
-  index_path = os.path.join(out_dir, INDEX)
-  if os.path.exists(out_dir) and (not os.path.isdir(out_dir) or os.listdir(out_dir)):
-    existing = None
-    if os.path.isfile(index_path):
-      try:
-        with open(index_path) as f:
-          existing = json.load(f).get("fingerprint")
-      except (OSError, ValueError):
-        existing = None
-    if existing == fingerprint:
-      return Corpus(out_dir)
-    if not force:
-      what = "a different corpus" if existing else "files that are not a dnajax corpus"
-      raise UserError(f"{out_dir}: already holds {what}; choose another --output or pass --force to replace it")
-  pieces = [split_segments(r, settings.n_run, settings.min_len) for r in records]
-  segments, mode = _assign_split(list(records), pieces, settings)
-  where = ", ".join(sources) or (f"synthetic:{extra['synthetic']}" if (extra or {}).get("synthetic") else "the input")
-  if not segments:
-    raise UserError(f"no segment of at least {settings.min_len} bases between N-runs in {where}; lower the minimum "
-                    "length (prepare --min-len, train --config.data.min_len) or check the input")
-  if not any(split == "train" for *_, split in segments):
-    raise UserError(f"{where}: the training split would be empty (validation fraction {settings.val_fraction}, "
-                    f"split by {mode}, segments of at least {settings.min_len} bases); lower the validation fraction "
-                    "(prepare --val-fraction, train --config.data.val_fraction) or the minimum length, or add records")
-  if require_val and not any(split == "val" for *_, split in segments):
-    raise UserError(f"{where}: the validation split would be empty (validation fraction {settings.val_fraction}, "
-                    f"split by {mode}, segments of at least {settings.min_len} bases); raise "
-                    "--config.data.val_fraction above 0 or lower --config.data.min_len")
-  parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".corpus-", dir=parent)
-  try:
-    index_segments, offset = [], 0
-    with open(os.path.join(tmp, "tokens.u8"), "wb") as ft, open(os.path.join(tmp, "softmask.u8"), "wb") as fs:
-      for r, a, b, split in segments:
-        rec = records[r]
-        ft.write(rec.ids[a:b].tobytes())
-        fs.write(rec.soft_masked[a:b].astype(np.uint8).tobytes())
-        index_segments.append({"name": rec.name, "record": r, "start": a, "offset": offset, "length": b - a,
-                               "split": split, "source": rec.source})
-        offset += b - a
-    index = {"format_version": FORMAT_VERSION, "fingerprint": fingerprint, "vocab": tokens.decode(np.arange(8)),
-             "settings": dataclasses.asdict(settings), "split_mode": mode, "sources": source_info,
-             "num_records": len(records), "segments": index_segments, "total_bases": offset, **(extra or {})}
-    with open(os.path.join(tmp, INDEX), "w") as f:
-      json.dump(index, f, indent=1)
-    if os.path.exists(out_dir):
-      shutil.rmtree(out_dir) if os.path.isdir(out_dir) else os.remove(out_dir)
-    os.replace(tmp, out_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  return Corpus(out_dir)
 
 
 INDEX = "index.json"
@@ -242,9 +153,26 @@ class Corpus:
     """The synthetic generator's name for a synthetic corpus, else None."""
     return self.index.get("synthetic")
 
-  def base_counts(self, split: str = "train") -> np.ndarray:
-    """Counts of A, C, G, T in a split (for the majority-base baseline)."""
+  def sample(self, split: str = "train", max_bases: int = SAMPLE_BASES, seed: int = 0) -> list[np.ndarray]:
+    """Token arrays (uint8, views of the memory map) standing for a split: its segments whole when they hold at most
+    `max_bases` bases in all; else a seeded sample of `max_bases // SAMPLE_PIECE` stretches of `SAMPLE_PIECE`
+    bases (a shorter segment whole), drawn uniformly over the split's bases, in corpus order. What the baselines
+    fitted on training data see, so that their cost stays bounded whatever the corpus's size."""
+    segs = self.split(split)
+    lengths = np.array([s["length"] for s in segs], np.int64)
+    if lengths.sum() <= max_bases:
+      return [np.asarray(self.tokens[s["offset"]:s["offset"] + s["length"]]) for s in segs]
+    ends = np.cumsum(lengths)
+    at = np.sort(np.random.default_rng([seed, 1871]).integers(0, ends[-1], max(1, max_bases // SAMPLE_PIECE)))
+    seg = np.searchsorted(ends, at, side="right")
+    start = np.clip(at - (ends[seg] - lengths[seg]), 0, np.maximum(lengths[seg] - SAMPLE_PIECE, 0))
+    return [np.asarray(self.tokens[segs[k]["offset"] + a:segs[k]["offset"] + min(a + SAMPLE_PIECE, lengths[k])])
+            for k, a in zip(seg.tolist(), start.tolist())]
+
+  def base_counts(self, split: str = "train", seed: int = 0) -> np.ndarray:
+    """Counts of A, C, G, T in a split (for the majority-base baseline): int64[4], over `sample(split)`."""
     counts = np.zeros(tokens.VOCAB_SIZE, dtype=np.int64)
-    for s in self.split(split):
-      counts += np.bincount(self.tokens[s["offset"]:s["offset"] + s["length"]], minlength=tokens.VOCAB_SIZE)
+    for ids in self.sample(split, seed=seed):
+      for a in range(0, len(ids), SAMPLE_PIECE):  # (bincount makes an intp copy: a bounded one)
+        counts += np.bincount(ids[a:a + SAMPLE_PIECE], minlength=tokens.VOCAB_SIZE)
     return counts[tokens.A:tokens.T + 1]

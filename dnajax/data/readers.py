@@ -6,20 +6,19 @@ where it applies, the record and position. Nothing here writes anything.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
-import gzip
 import io
+import itertools
 import os
 import re
 import warnings
-import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 from Bio import SeqIO
 
 from dnajax.data import features, tokens
+from dnajax.data import text as text_lib
 from dnajax.errors import UserError, warn
 
 FASTA_EXTS = (".fa", ".fasta", ".fna", ".ffn", ".fas", ".frn", ".seq", ".mfa")
@@ -81,115 +80,6 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
   return out
 
 
-UTF8_BOM = b"\xef\xbb\xbf"
-# Byte-order marks of the Unicode encodings other than UTF-8 (UTF-32 first: its little-endian mark begins with
-# UTF-16's), with the codec that decodes the text after the mark.
-_WIDE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32LE"), (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32BE"),
-              (b"\xff\xfe", "utf-16-le", "UTF-16LE"), (b"\xfe\xff", "utf-16-be", "UTF-16BE"))
-# What a non-text file shows in its first bytes, for the error line (only formats whose mark is unambiguous).
-_DECOMPRESS = "decompress it first (dnajax reads plain, gzip and bgzip files)"
-_MAGIC = ((b"BZh", f"it starts like bzip2-compressed data ('BZh'): {_DECOMPRESS}"),
-          (b"\xfd7zXZ\x00", f"it starts like xz-compressed data: {_DECOMPRESS}"),
-          (b"\x28\xb5\x2f\xfd", f"it starts like zstd-compressed data: {_DECOMPRESS}"),
-          (b"PK\x03\x04", "it starts like a zip archive ('PK'): extract the sequence file from it"),
-          (b"\x89HDF", "it starts like an HDF5 file: pass a FASTA or GenBank text file"),
-          (b"%PDF", "it starts like a PDF document ('%PDF'): pass a FASTA or GenBank text file"))
-TEXT_SAMPLE = 65536  # bytes inspected to decide whether a file is text
-MAX_NON_TEXT_FRACTION = 0.01  # of the sample; fewer stray bytes are kept (as U+FFFD) and judged where they sit
-
-
-def _control_codes(units: np.ndarray) -> np.ndarray:
-  """Positions of control codes (everything below 32 but tab, line feed and carriage return, and DEL)."""
-  return np.flatnonzero(((units < 32) & (units != 9) & (units != 10) & (units != 13)) | (units == 127))
-
-
-def _utf16_half(zeros: bytes, chars: bytes) -> bool:
-  """True when `zeros` are all 0x00 and `chars` are text characters: ASCII text saved as UTF-16."""
-  return len(chars) >= 2 and not any(zeros) and not len(_control_codes(np.frombuffer(chars, np.uint8)))
-
-
-def _refuse_non_text(where: str, raw: bytes, offset: int, n_bad: int, sample: int) -> None:
-  """Raise the one-line error for data that is not text: which byte at which offset, and what the bytes show."""
-  shown = next((what for magic, what in _MAGIC if raw.startswith(magic)), None)
-  even, odd = raw[0:sample:2], raw[1:sample:2]
-  if shown is None and any(_utf16_half(zeros, chars) for zeros, chars in ((even, odd), (odd, even))):
-    shown = ("every second byte is 0x00, as in UTF-16 text without a byte-order mark; save it as UTF-8 or ASCII "
-             "text")
-  shown = shown or "pass a FASTA or GenBank text file"
-  raise UserError(f"{where}: not text: byte 0x{raw[offset]:02x} at offset {offset} is not a text character "
-                  f"({n_bad:,} of the first {sample:,} bytes are not); {shown}")
-
-
-def text_from_bytes(raw: bytes, where: str, expected: str = "FASTA or GenBank records") -> str:
-  """A file's bytes as text, exactly as `read_text` reads them (`where` names the source in error lines).
-
-  gzip/bgzip data (by magic bytes) is decompressed; a UTF-8 byte-order mark is dropped and UTF-16/UTF-32 text
-  with a byte-order mark is decoded, so such a file reads exactly like the same file saved as plain ASCII; byte-order
-  marks at the start of later lines (files concatenated after saving) are dropped too; other UTF-8 is kept, stray
-  bytes that are not UTF-8 become U+FFFD (rejected later if they sit in a sequence); line endings become '\\n'.
-
-  Raises UserError (one line) for truncated or corrupt gzip data, an empty file (saying that `expected` was
-  expected), and data that is not text (naming
-  the first byte that is not text and its offset, and what the bytes show where that is unambiguous)."""
-  if raw[:2] == b"\x1f\x8b":
-    try:
-      raw = gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error):
-      raise UserError(f"{where}: gzip data is truncated or corrupt; download the file again") from None
-    where = f"{where} (decompressed)"
-  wide = next(((bom, codec, label) for bom, codec, label in _WIDE_BOMS if raw.startswith(bom)), None)
-  if wide:
-    bom, codec, label = wide
-    try:
-      text = raw[len(bom):].decode(codec)
-    except UnicodeDecodeError as e:
-      raise UserError(f"{where}: starts with a {label} byte-order mark but byte {e.start + len(bom)} is not "
-                      f"{label} ({e.reason}); save the file as UTF-8 or ASCII text") from None
-    units = np.frombuffer(text[:TEXT_SAMPLE].encode("utf-32-le"), dtype=np.uint32)
-    bad = _control_codes(units)
-    if len(bad) and (0 in units[bad] or len(bad) > MAX_NON_TEXT_FRACTION * len(units)):
-      pos = int(bad[0])
-      raise UserError(f"{where}: {label} text (byte-order mark) holding character U+{int(units[pos]):04X} at byte "
-                      f"{len(bom) + len(text[:pos].encode(codec))}, which is not text; pass a FASTA or GenBank "
-                      "text file")
-  else:
-    start = len(UTF8_BOM) if raw.startswith(UTF8_BOM) else 0
-    head = raw[start:start + TEXT_SAMPLE]
-    bad = _control_codes(np.frombuffer(head, dtype=np.uint8))
-    first = int(bad[0]) if len(bad) else len(head)
-    n_bad = len(bad)
-    if not head.isascii():
-      try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at the end is fine
-      except UnicodeDecodeError as e:
-        first = min(first, e.start)
-        n_bad += head.decode("utf-8", errors="replace").count("\ufffd")
-    if first < len(head) and (b"\x00" in head or n_bad > MAX_NON_TEXT_FRACTION * len(head)):
-      _refuse_non_text(where, raw, start + first, n_bad, len(head))
-    text = raw[start:].decode("utf-8", errors="replace")
-  if "\r" in text:  # Windows (CRLF) and classic Mac (CR) line endings
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-  if "\ufeff" in text:  # a byte-order mark at the start of the text or of a line (saved files concatenated)
-    text = text.removeprefix("\ufeff").replace("\n\ufeff", "\n")
-  if not text or text.isspace():  # (no stripped copy of a genome-sized text)
-    raise UserError(f"{where}: file is empty; expected {expected}")
-  return text
-
-
-def read_text(path: str, expected: str = "FASTA or GenBank records") -> str:
-  """Whole file as text (see `text_from_bytes`: gzip/bgzip decompressed, byte-order marks honoured, line endings
-  normalised to '\\n'; `expected` says what an empty file should have held). Every reader of a user's text file
-  goes through this (and `dnajax fetch` validates its downloads through `text_from_bytes`).
-
-  Raises UserError for unreadable, empty, non-text and truncated files."""
-  try:
-    with open(path, "rb") as f:
-      raw = f.read()
-  except OSError as e:
-    raise UserError(f"{path}: cannot read ({e.strerror}); check the path and permissions") from None
-  return text_from_bytes(raw, path, expected)
-
-
 def _detect_format(path: str, text: str, fmt: str | None) -> str:
   if fmt:
     if fmt not in ("fasta", "genbank"):
@@ -217,28 +107,65 @@ def _first_line(text: str, width: int = 40) -> str:
   return ascii(line[:width]) + ("..." if len(line) > width else "")
 
 
-def fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
-  """(first word of the title, letters) per FASTA record, one record in memory at a time. As Biopython's 'fasta'
-  reader: a record runs to the next line starting with '>', and spaces, tabs and line breaks are dropped; unlike
-  it, blank lines before the first record are allowed."""
-  start = len(text) - len(text.lstrip())
-  if not text.startswith(">", start):
+def fasta_pieces(path: str, blocks: Iterable[str]) -> Iterator[tuple[int, str, str]]:
+  """(record number k, first word of the title, letters) pieces of the FASTA records in text `blocks` (as
+  `text.iter_text` gives them), in order: every record gives one piece or more (the letters of a long record come in
+  pieces of about a block, so memory stays bounded), an empty record one empty piece. As Biopython's 'fasta' reader:
+  a record runs to the next line starting with '>', and spaces, tabs and line breaks are dropped; unlike it, blank
+  lines before the first record are allowed.
+
+  Raises UserError when the first non-blank line does not start with '>'."""
+  it = iter(blocks)
+  buf = next(it, "")
+  start = len(buf) - len(buf.lstrip())
+  if not buf.startswith(">", start):
     hint = ("it starts with LOCUS, as GenBank does: pass --format genbank or name the file .gb"
-            if text.startswith("LOCUS", start) else "a FASTA file starts with a '>' title line")
-    raise UserError(f"{path}: not FASTA: the first non-blank line {_first_line(text)} does not start with '>'; {hint}")
-  i, n = start, len(text)
-  while i < n:
-    eol = text.find("\n", i)
-    eol = n if eol < 0 else eol
-    words = text[i + 1:eol].split(None, 1)
-    nxt = text.find("\n>", eol)
-    end = n if nxt < 0 else nxt + 1
-    letters = text[eol + 1:end]
-    for ch in "\n \t\r":  # one copy at a time: a long record costs a few times its length, not ten
-      if ch in letters:
-        letters = letters.replace(ch, "")
-    yield (words[0] if words else ""), letters
-    i = end
+            if buf.startswith("LOCUS", start) else "a FASTA file starts with a '>' title line")
+    raise UserError(f"{path}: not FASTA: the first non-blank line {_first_line(buf)} does not start with '>'; {hint}")
+  buf, eof, k = buf[start:], False, 0
+  while buf:  # buf starts with a record's '>'
+    eol = buf.find("\n")
+    while eol < 0 and not eof:
+      more = next(it, None)
+      eof = more is None
+      eol = buf.find("\n") if eof else (buf := buf + more).find("\n")
+    eol = len(buf) if eol < 0 else eol
+    words = buf[1:eol].split(None, 1)
+    name = words[0] if words else ""
+    buf = buf[eol:]  # buf[0] stands before the letters: the title's line break (a space when a block was cut)
+    while True:
+      j = buf.find("\n>")
+      if j >= 0:
+        yield k, name, _drop_spaces(buf[1:j + 1])
+        buf = buf[j + 1:]
+        break
+      more = None if eof else next(it, None)
+      if more is None:
+        eof = True
+        yield k, name, _drop_spaces(buf[1:])
+        buf = ""
+        break
+      if buf.endswith("\n"):  # the line break may start '\n>' with the next block
+        yield k, name, _drop_spaces(buf[1:-1])
+        buf = "\n" + more
+      else:
+        yield k, name, _drop_spaces(buf[1:])
+        buf = " " + more
+    k += 1
+
+
+def _drop_spaces(letters: str) -> str:
+  for ch in "\n \t\r":  # one copy at a time: a long piece costs a few times its length, not ten
+    if ch in letters:
+      letters = letters.replace(ch, "")
+  return letters
+
+
+def fasta_records(path: str, text: str) -> Iterator[tuple[str, str]]:
+  """(first word of the title, letters) per FASTA record of a whole text (see `fasta_pieces`)."""
+  for _, group in itertools.groupby(fasta_pieces(path, [text]), key=lambda piece: piece[0]):
+    group = list(group)
+    yield group[0][1], "".join(letters for _, _, letters in group)
 
 
 def _seq_records(path: str, text: str) -> list:
@@ -270,19 +197,6 @@ def _seq_records(path: str, text: str) -> list:
   return parsed
 
 
-def _parse(path: str, text: str, fmt: str) -> Iterator[tuple[str, str, np.ndarray | None]]:
-  """(record id, sequence letters, codon positions or None) triples, FASTA records one at a time."""
-  if fmt == "fasta":
-    for k, (name, letters) in enumerate(fasta_records(path, text)):
-      yield name or f"record{k}", letters, (None, None)
-    return
-  for k, rec in enumerate(_seq_records(path, text)):
-    letters = str(rec.seq)
-    counts = features.new_counts()
-    codon = features.codon_positions(rec, len(letters), counts)
-    yield rec.id or f"record{k}", letters, (codon, counts if codon is not None else None)
-
-
 def _letter_hint(letters: str, pos: int, n_bad: int) -> str:
   """What the first bad letter of a record shows, for the error line (nothing the letters do not support)."""
   ch = letters[pos]
@@ -307,30 +221,84 @@ def normalise(name: str, letters: str, path: str, allow_query: bool = False, kee
 
   Raises UserError naming the record and the position of the first letter that is not a nucleotide code, and for
   an empty record or one with too many ambiguity codes (a protein)."""
-  if not letters:
-    raise UserError(f"{path}: record {name}: empty sequence; remove the record")
-  if not letters.isascii():
-    pos = re.search(r"[^\x00-\x7f]", letters).start()
-    raise UserError(f"{path}: record {name}: position {pos}: character {ascii(letters[pos])} is not an IUPAC "
-                    f"nucleotide code; {_letter_hint(letters, pos, 0)}")
-  raw = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
-  ids = tokens.ENCODE_TABLE[raw]
-  bad = ids == tokens.INVALID
-  if not allow_query:
-    bad |= ids == tokens.MASK
-  if bad.any():
-    pos = int(np.argmax(bad))
-    n_bad = np.count_nonzero(bad & (((raw | 0x20) >= ord("a")) & ((raw | 0x20) <= ord("z"))))
-    raise UserError(f"{path}: record {name}: position {pos}: letter {letters[pos]!r} is not an IUPAC nucleotide "
-                    f"code; {_letter_hint(letters, pos, n_bad)}")
-  n_pos = np.flatnonzero(ids == tokens.N)  # ambiguity codes other than N/n (usually few: no full-size temporaries)
-  ambiguous_fraction = np.count_nonzero((raw[n_pos] & 0xDF) != ord("N")) / len(ids)
-  if ambiguous_fraction > MAX_AMBIGUOUS_FRACTION:
-    raise UserError(f"{path}: record {name}: {100 * ambiguous_fraction:.0f}% IUPAC ambiguity codes other than N; "
-                    "likely a protein sequence, dnajax reads DNA/RNA only")
-  del bad
-  return Record(name=name, ids=ids, soft_masked=raw >= ord("a"), source=path,  # '?' is below 'a': never soft
-                letters=raw if keep_letters else None)
+  check = _RecordCheck(name, path)
+  rec = check.piece(letters, allow_query, keep_letters)
+  check.done()
+  return rec
+
+
+class _RecordCheck:
+  """Normalises one record's letters piece by piece (`piece`) and checks the whole record at the end (`done`):
+  the error lines name the record and the position in it."""
+
+  def __init__(self, name: str, path: str):
+    self.name, self.path, self.length, self.ambiguous = name, path, 0, 0
+
+  def piece(self, letters: str, allow_query: bool, keep_letters: bool) -> Record:
+    name, path, pos0 = self.name, self.path, self.length
+    if not letters.isascii():
+      pos = re.search(r"[^\x00-\x7f]", letters).start()
+      raise UserError(f"{path}: record {name}: position {pos0 + pos}: character {ascii(letters[pos])} is not an "
+                      f"IUPAC nucleotide code; {_letter_hint(letters, pos, 0)}")
+    raw = np.frombuffer(letters.encode("ascii"), dtype=np.uint8)
+    ids = tokens.ENCODE_TABLE[raw]
+    bad = ids == tokens.INVALID
+    if not allow_query:
+      bad |= ids == tokens.MASK
+    if bad.any():
+      pos = int(np.argmax(bad))
+      n_bad = np.count_nonzero(bad & (((raw | 0x20) >= ord("a")) & ((raw | 0x20) <= ord("z"))))
+      raise UserError(f"{path}: record {name}: position {pos0 + pos}: letter {letters[pos]!r} is not an IUPAC "
+                      f"nucleotide code; {_letter_hint(letters, pos, n_bad)}")
+    del bad
+    n_pos = np.flatnonzero(ids == tokens.N)  # ambiguity codes other than N/n (usually few: no full-size temporaries)
+    self.ambiguous += np.count_nonzero((raw[n_pos] & 0xDF) != ord("N"))
+    self.length += len(ids)
+    return Record(name=name, ids=ids, soft_masked=raw >= ord("a"), source=path,  # '?' is below 'a': never soft
+                  letters=raw if keep_letters else None)
+
+  def done(self) -> None:
+    if not self.length:
+      raise UserError(f"{self.path}: record {self.name}: empty sequence; remove the record")
+    if self.ambiguous / self.length > MAX_AMBIGUOUS_FRACTION:
+      raise UserError(f"{self.path}: record {self.name}: {100 * self.ambiguous / self.length:.0f}% IUPAC ambiguity "
+                      "codes other than N; likely a protein sequence, dnajax reads DNA/RNA only")
+
+
+def stream_file(path: str, fmt: str | None = None, allow_query: bool = False,
+                keep_letters: bool = False) -> Iterator[tuple[int, Record]]:
+  """(record number k, piece) for the records of one FASTA or GenBank file, in order: a FASTA record comes in
+  pieces of about `text.TEXT_BLOCK` bases (`Record`s with the record's name and a stretch of its bases), so memory stays
+  bounded by the block whatever the file's size; a GenBank record is one piece (Biopython reads the file whole).
+  Every record is checked as `read_file` checks it, when its last piece has been read. Raises UserError as
+  `read_file` does."""
+  with text_lib.open_binary(path) as f:
+    blocks = text_lib.iter_text(f, path)
+    first = next(blocks)
+    fmt = _detect_format(path, first, fmt)
+    blocks = itertools.chain([first], blocks)
+    if fmt == "genbank":
+      for k, rec in enumerate(_genbank_records(path, "".join(blocks), allow_query, keep_letters)):
+        yield k, rec
+      return
+    check, current = None, -1
+    for k, name, letters in fasta_pieces(path, blocks):
+      if k != current:
+        if check is not None:
+          check.done()
+        check, current = _RecordCheck(name or f"record{k}", path), k
+      yield k, check.piece(letters, allow_query, keep_letters)
+    check.done()  # (a FASTA text gives one piece at least)
+
+
+def _genbank_records(path: str, text: str, allow_query: bool, keep_letters: bool) -> Iterator[Record]:
+  for k, rec in enumerate(_seq_records(path, text)):
+    letters = str(rec.seq)
+    counts = features.new_counts()
+    codon = features.codon_positions(rec, len(letters), counts)
+    record = normalise(rec.id or f"record{k}", letters, path, allow_query, keep_letters)
+    record.codon_position, record.cds_counts = codon, (counts if codon is not None else None)
+    yield record
 
 
 def read_file(path: str, fmt: str | None = None, allow_query: bool = False,
@@ -339,12 +307,15 @@ def read_file(path: str, fmt: str | None = None, allow_query: bool = False,
   line); '?' allowed only with `allow_query`; with `keep_letters` each record keeps its letters as in the file
   (`Record.letters`, for commands that write them back out). Raises UserError (one line naming file, record,
   position) for anything that is not nucleotide sequence."""
-  text = read_text(path)
-  fmt = _detect_format(path, text, fmt)
   records = []
-  for name, letters, codon in _parse(path, text, fmt):
-    records.append(normalise(name, letters, path, allow_query, keep_letters))
-    records[-1].codon_position, records[-1].cds_counts = codon
+  for _, group in itertools.groupby(stream_file(path, fmt, allow_query, keep_letters), key=lambda kp: kp[0]):
+    pieces = [piece for _, piece in group]
+    rec = pieces[0]
+    if len(pieces) > 1:
+      rec.ids = np.concatenate([p.ids for p in pieces])
+      rec.soft_masked = np.concatenate([p.soft_masked for p in pieces])
+      rec.letters = np.concatenate([p.letters for p in pieces]) if keep_letters else None
+    records.append(rec)
   return records
 
 
@@ -366,7 +337,7 @@ def read_coding_sequences(paths: Sequence[str], fmt: str | None = None) -> tuple
   Raises UserError when no coding sequence is left."""
   records, counts = [], features.new_counts()
   for path in expand_inputs(paths):
-    text = read_text(path)
+    text = text_lib.read_text(path)
     if _detect_format(path, text, fmt) == "fasta":
       for k, (name, letters) in enumerate(fasta_records(path, text)):
         kind = "skipped_not_multiple_of_3" if len(letters) % 3 else "kept"

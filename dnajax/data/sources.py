@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from dnajax.data import corpus as corpus_lib
-from dnajax.data import readers, rundir, synthetic
+from dnajax.data import preparation, readers, rundir, synthetic
 from dnajax.errors import UserError
 
 SYNTHETIC_PREFIX = "synthetic:"
@@ -67,13 +67,12 @@ def _open_or_prepare(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
           dataclasses.asdict(settings):
         return existing
     records = synthetic_records(name, data_cfg.synthetic_bases, data_cfg.synthetic_record_len, seed)
-    return corpus_lib.prepare(records, out, settings, extra=extra, force=True, require_val=True)
+    return preparation.prepare(records, out, settings, extra=extra, force=True, require_val=True)
   files = readers.expand_inputs(sources)
   if data_cfg.cds:  # coding sequences only, each in frame from its first base: windows start on codon boundaries
     records, counts = readers.read_coding_sequences(files, data_cfg.format or None)
     log.info("coding sequences: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
-    return corpus_lib.prepare(records, out, settings, sources=files, force=True, require_val=True,
+    return preparation.prepare(records, out, settings, sources=files, force=True, require_val=True,
                               extra={"codon_aligned": True, "coding_sequences": counts})
-  records = readers.read_files(files, data_cfg.format or None)
-  return corpus_lib.prepare(records, out, settings, sources=files, force=True,  # reused when unchanged
-                            require_val=True)
+  return preparation.prepare_files(files, out, settings, data_cfg.format or None, force=True,  # reused when unchanged
+                                  require_val=True, progress=True)

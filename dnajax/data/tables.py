@@ -3,7 +3,7 @@
 One reader for every verb that takes a table of sequences with optional labels. A table is FASTA (the id is the
 record id; a label may ride in the title line as `>id label=VALUE`) or CSV/TSV with a header line: a sequence column
 (case-insensitive; spaces and line breaks inside a sequence cell are dropped, as in FASTA), an optional label column
-and an optional `id` column (else the 1-based data row number is the id). The text goes through `readers.read_text`
+and an optional `id` column (else the 1-based data row number is the id). The text goes through `text.read_text`
 (gzip, byte-order marks, line endings) and every sequence through `readers.normalise` (U read as T, IUPAC ambiguity
 codes as N), so a table reads like any other dnajax input. Every bad row is one `UserError` line naming the file and
 the row (1-based data row and its line) or record id.
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from dnajax.data import readers
+from dnajax.data import text as text_lib
 from dnajax.errors import UserError
 
 TABLE_EXTS = {".csv": "csv", ".tsv": "tsv"}
@@ -108,7 +109,7 @@ def read_table(path: str, sequence_column: str = "sequence", label_column: str =
   missing or ambiguous sequence column, a ragged row, an empty id, an empty sequence or one with letters that are
   not nucleotide codes, a table without rows, and - with `require_labels` - a missing label column or a row
   without a label. An id on more than one row is a warning naming them (`readers.warn_repeated_ids`)."""
-  text = readers.read_text(path, _expected(path))
+  text = text_lib.read_text(path, _expected(path))
   fmt = detect_format(path, text, sequence_column)
   rows = _fasta_rows(path, text, label_column) if fmt == "fasta" else \
       _delimited_rows(path, text, DELIMITERS[fmt], sequence_column, label_column, require_labels)

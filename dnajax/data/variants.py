@@ -20,7 +20,8 @@ import shutil
 import tempfile
 import zlib
 
-from dnajax.data import genome, readers
+from dnajax.data import genome
+from dnajax.data import text as text_lib
 from dnajax.errors import UserError
 
 _ACGT = re.compile(r"^[ACGTacgt]+$")
@@ -325,7 +326,7 @@ _COLUMNS = {"chrom": ("chrom", "chr", "chromosome", "contig"), "pos": ("pos", "p
 
 def read_table(path: str) -> VariantSet:
   """Variants from a tab-separated table (comma-separated when the name ends in .csv; optionally gzip, read as every
-  table is: `readers.read_text`) whose header names the columns chrom, pos, ref, alt and optionally id
+  table is: `text.read_text`) whose header names the columns chrom, pos, ref, alt and optionally id
   (case-insensitive; a leading '#' is ignored). Several ALT alleles may be
   given comma-separated in a tab-separated file.
 
@@ -333,7 +334,7 @@ def read_table(path: str) -> VariantSet:
   _check_file(path, "--variants")
   delim = "," if path.lower().removesuffix(".gz").endswith(".csv") else "\t"
   out = VariantSet(path, [], collections.Counter(), 0)
-  text = readers.read_text(path, "a table whose first line names the columns chrom pos ref alt [id]")
+  text = text_lib.read_text(path, "a table whose first line names the columns chrom pos ref alt [id]")
   rows = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
   header = next(rows)  # (read_text refuses a file without text)
   if header and header[0].startswith("##fileformat=VCF"):

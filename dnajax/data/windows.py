@@ -44,15 +44,26 @@ def tile(seqs: Sequence[np.ndarray], softs: Sequence[np.ndarray], seq_len: int, 
 
 
 def split_windows(corpus: Corpus, split: str, seq_len: int, max_windows: int | None = None) -> Windows:
-  """Non-overlapping windows over one split; at most `max_windows`, evenly spaced (deterministic)."""
+  """Non-overlapping windows over one split (`tile` of each segment); at most `max_windows`, evenly spaced over
+  all of them (deterministic). Only the windows kept are cut, so the cost is bounded by `max_windows` whatever the
+  split's size."""
   segs = corpus.split(split)
-  seqs = [corpus.tokens[s["offset"]:s["offset"] + s["length"]] for s in segs]
-  softs = [corpus.softmask[s["offset"]:s["offset"] + s["length"]].astype(bool) for s in segs]
-  w = tile(seqs, softs, seq_len)
-  if max_windows and len(w.ids) > max_windows:
-    keep = np.linspace(0, len(w.ids) - 1, max_windows).round().astype(np.int64)
-    w = Windows(w.ids[keep], w.soft[keep], w.seq_index[keep], w.start[keep])
-  return w
+  lengths = np.array([s["length"] for s in segs], np.int64)
+  regular = np.maximum(lengths - seq_len, 0) // seq_len + 1  # tile's windows seq_len apart ...
+  count = regular + ((regular - 1) * seq_len + seq_len < lengths)  # ... and one flush with the end where needed
+  total = int(count.sum())
+  keep = (np.linspace(0, total - 1, max_windows).round().astype(np.int64) if max_windows and total > max_windows
+          else np.arange(total))
+  seg = np.searchsorted(np.cumsum(count), keep, side="right")
+  j = keep - (np.cumsum(count) - count)[seg]
+  start = np.where(j < regular[seg], j * seq_len, lengths[seg] - seq_len)
+  ids = np.full((len(keep), seq_len), tokens.PAD, np.uint8)
+  soft = np.zeros((len(keep), seq_len), bool)
+  for w, (k, a) in enumerate(zip(seg.tolist(), start.tolist())):
+    lo, hi = segs[k]["offset"] + a, segs[k]["offset"] + min(a + seq_len, int(lengths[k]))
+    ids[w, :hi - lo] = corpus.tokens[lo:hi]
+    soft[w, :hi - lo] = corpus.softmask[lo:hi]
+  return Windows(ids, soft, seg.astype(np.int64), start.astype(np.int64))
 
 
 def eval_masks(ids_WxL: np.ndarray, rate: float, seed: int):

@@ -130,9 +130,10 @@ def select_and_fit(train_seqs, mask_rate: float, seq_len: int, seed: int = 0, ho
   return KmerModel(MAX_K, 1, tables).restricted(*best)
 
 
-def train_sequences(corpus: Corpus) -> list[np.ndarray]:
-  """The training split's segments as token arrays (views of the memory-mapped corpus)."""
-  return [np.asarray(corpus.tokens[s["offset"]:s["offset"] + s["length"]]) for s in corpus.split("train")]
+def train_sequences(corpus: Corpus, seed: int = 0) -> list[np.ndarray]:
+  """The training split as token arrays (views of the memory-mapped corpus): every segment, or above
+  `corpus.SAMPLE_BASES` bases a seeded sample of stretches (`Corpus.sample`)."""
+  return corpus.sample("train", seed=seed)
 
 
 def kmer_result(model: KmerModel, inputs_WxL, targets_WxL, weights_WxL) -> dict:
@@ -171,8 +172,8 @@ class TrainingBaselines:
   sizes chosen on held-out training data, never on validation) and the base composition (majority base)."""
 
   def __init__(self, corpus: Corpus, mask_rate: float, seq_len: int, seed: int):
-    self.kmer = select_and_fit(train_sequences(corpus), mask_rate, seq_len, seed)
-    self.base_counts = corpus.base_counts("train")
+    self.kmer = select_and_fit(train_sequences(corpus, seed), mask_rate, seq_len, seed)
+    self.base_counts = corpus.base_counts("train", seed)
 
   def evaluate(self, inputs_WxL, targets_WxL, weights_WxL) -> dict:
     """The `baselines` part of the result schema: {"uniform": 0.25, "majority_base_of_training_data": {base,

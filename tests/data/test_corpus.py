@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dnajax.data import corpus, features, readers, tokens, windows
+from dnajax.data import corpus, features, preparation, readers, tokens, windows
 from dnajax.data import sampler as sampler_lib
 from dnajax.errors import UserError
 
@@ -14,7 +14,7 @@ def _records(n, length, seed=0):
 
 @pytest.mark.parametrize("n_records,mode", [(10, "records"), (2, "blocks")])
 def test_split_has_no_overlap(tmp_path, n_records, mode):
-  c = corpus.prepare(_records(n_records, 1000), str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.2))
+  c = preparation.prepare(_records(n_records, 1000), str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.2))
   assert c.index["split_mode"] == mode
   spans = {"train": set(), "val": set()}
   for s in c.segments:
@@ -34,15 +34,15 @@ def test_split_has_no_overlap(tmp_path, n_records, mode):
 
 def test_prepare_refuses_a_different_corpus(tmp_path):
   out = str(tmp_path / "c")
-  corpus.prepare(_records(6, 500), out, corpus.SplitSettings())
-  corpus.prepare(_records(6, 500), out, corpus.SplitSettings())  # same: reused
+  preparation.prepare(_records(6, 500), out, corpus.SplitSettings())
+  preparation.prepare(_records(6, 500), out, corpus.SplitSettings())  # same: reused
   with pytest.raises(UserError, match="different corpus"):
-    corpus.prepare(_records(6, 500, seed=1), out, corpus.SplitSettings())
-  corpus.prepare(_records(6, 500, seed=1), out, corpus.SplitSettings(), force=True)
+    preparation.prepare(_records(6, 500, seed=1), out, corpus.SplitSettings())
+  preparation.prepare(_records(6, 500, seed=1), out, corpus.SplitSettings(), force=True)
 
 
 def test_rows_depend_on_seed_step_row_only(tmp_path):
-  c = corpus.prepare(_records(6, 3000), str(tmp_path / "c"), corpus.SplitSettings())
+  c = preparation.prepare(_records(6, 3000), str(tmp_path / "c"), corpus.SplitSettings())
   s = sampler_lib.WindowSampler(c, 128, seed=3, reverse_complement=True)
   whole = s.rows(5, range(8))["ids"]
   halves = [s.rows(5, range(0, 4))["ids"], s.rows(5, range(4, 8))["ids"]]  # two "processes"
@@ -59,7 +59,7 @@ def test_windows_with_too_many_n_are_drawn_again(tmp_path):
   clean = _records(4, 1000)
   n_rich = [readers.Record(f"n{i}", np.tile(np.array([tokens.N, tokens.N, tokens.A], np.uint8), 300),
                            np.zeros(900, bool), "mem") for i in range(2)]  # 2/3 N: refused at max_n_fraction 0.5
-  c = corpus.prepare(clean + n_rich, str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.0))
+  c = preparation.prepare(clean + n_rich, str(tmp_path / "c"), corpus.SplitSettings(val_fraction=0.0))
   n_frac = (sampler_lib.WindowSampler(c, 64, seed=0).rows(0, range(64))["ids"] == tokens.N).mean(1)
   assert (n_frac <= 0.5).all()  # a third of the starts are N-rich: all ten tries land there for 1 row in 10^5
   anything = sampler_lib.WindowSampler(c, 64, seed=0, max_n_fraction=1.0).rows(0, range(64))["ids"]
@@ -67,7 +67,7 @@ def test_windows_with_too_many_n_are_drawn_again(tmp_path):
 
 
 def test_short_segments_are_padded(tmp_path):
-  c = corpus.prepare(_records(5, 100), str(tmp_path / "c"), corpus.SplitSettings(min_len=50))
+  c = preparation.prepare(_records(5, 100), str(tmp_path / "c"), corpus.SplitSettings(min_len=50))
   rows = sampler_lib.WindowSampler(c, 256, seed=0, reverse_complement=True).rows(0, range(8))["ids"]
   assert (rows[:, 100:] == tokens.PAD).all() and (rows[:, :100] >= tokens.A).all()
 
@@ -86,11 +86,11 @@ def test_tile_covers_everything():
 def test_codon_aligned_windows_start_on_codon_boundaries(tmp_path):
   recs = [readers.Record(f"cds{i}", np.tile(tokens.encode("ACG"), 100 + 7 * i), np.zeros(300 + 21 * i, bool), "mem")
           for i in range(6)]
-  aligned = corpus.prepare(recs, str(tmp_path / "a"), corpus.SplitSettings(val_fraction=0.2),
+  aligned = preparation.prepare(recs, str(tmp_path / "a"), corpus.SplitSettings(val_fraction=0.2),
                            extra={"codon_aligned": True})
   starts = {int(w[0]) for w in sampler_lib.WindowSampler(aligned, 30, seed=0).rows(0, range(64))["ids"]}
   assert starts == {tokens.A}
-  plain = corpus.prepare(recs, str(tmp_path / "p"), corpus.SplitSettings(val_fraction=0.2))
+  plain = preparation.prepare(recs, str(tmp_path / "p"), corpus.SplitSettings(val_fraction=0.2))
   starts = {int(w[0]) for w in sampler_lib.WindowSampler(plain, 30, seed=0).rows(0, range(64))["ids"]}
   assert starts == {tokens.A, tokens.C, tokens.G}
 

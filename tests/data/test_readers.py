@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from conftest import shared_file, write
 
-from dnajax.data import corpus, readers, tokens
+from dnajax.data import preparation, readers, tokens
+from dnajax.data import text as text_lib
 from dnajax.errors import UserError
 
 
@@ -100,8 +101,8 @@ def test_query_allowed_for_predict(tmp_path):
 def test_split_segments_at_n_runs():
   ids = tokens.encode("A" * 100 + "N" * 12 + "C" * 50 + "N" * 3 + "G" * 100)
   rec = readers.Record("r", ids, np.zeros(len(ids), bool), "x")
-  assert corpus.split_segments(rec, n_run=10, min_len=40) == [(0, 100), (112, 265)]
-  assert corpus.split_segments(rec, n_run=10, min_len=200) == []
+  assert preparation.split_segments(rec, n_run=10, min_len=40) == [(0, 100), (112, 265)]
+  assert preparation.split_segments(rec, n_run=10, min_len=200) == []
 
 
 def test_line_endings_crlf_and_cr(tmp_path):
@@ -155,7 +156,7 @@ def test_byte_order_marks_read_like_the_plain_file(tmp_path, name):
   p = tmp_path / name
   p.write_bytes(BOM_VARIANTS[name])
   _same_records(readers.read_file(str(p), keep_letters=True), want)
-  assert readers.read_text(str(p)) == PLAIN
+  assert text_lib.read_text(str(p)) == PLAIN
 
 
 def test_genbank_with_byte_order_mark(tmp_path):
