@@ -28,6 +28,12 @@ def get_config() -> ml_collections.ConfigDict:
   d.max_n_fraction = 0.5
   d.cds = False  # inputs are coding sequences (CDS FASTA, or GenBank CDS features): codon-aligned windows
   d.reverse_complement = False  # augmentation: each training window reverse-complemented with p=0.5
+  # Mixture: one sampling weight per source of the corpus (an input file, directory or glob; `dnajax prepare`
+  # lists them), e.g. "0.5,0.5". Empty: a corpus's own `prepare --weights`, else in proportion to length.
+  d.weights = ()
+  # Loss weight of soft-masked (lowercase: repeat) bases in training, in [0, 1] (GPN uses 0.1); evaluation still
+  # reports repeat and non-repeat strata unweighted.
+  d.softmask_weight = 1.0
 
   c.model = m = ml_collections.ConfigDict()
   m.d_model = 64

@@ -172,6 +172,7 @@ _RANGES = (
     ("data.mask_rate", *_RATE),
     ("eval.mask_rate", *_RATE),
     ("data.max_n_fraction", "a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
+    ("data.softmask_weight", "a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
     ("model.dropout", "a number in [0, 1)", lambda v: _is_num(v) and 0 <= v < 1),
     ("opt.learning_rate", "a number > 0", lambda v: _is_num(v) and v > 0),
     ("opt.end_lr_fraction", "a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),

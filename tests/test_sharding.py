@@ -85,6 +85,19 @@ def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
   spec["train"]["resharded"] = {"workdir": str(tmp_path / "resharded"), "common": COMMON,
                                 "legs": [{"overrides": _mesh_overrides((8, 1, 1)), "stop_at": 3},
                                          {"overrides": _mesh_overrides((2, 2, 2))}]}
+  # A weighted mixture of two files with repeats down-weighted: on 8 devices, stopped and resumed, as on 1 here.
+  rng = np.random.default_rng(6)
+  files = []
+  for name, letters, n in (("big.fa", "AC", 60_000), ("small.fa", "GT", 4_000)):
+    s = np.frombuffer(letters.encode(), np.uint8)[rng.integers(0, 2, n)].copy()
+    s[n // 3:n // 2] |= 0x20  # a soft-masked run
+    files.append(str(tmp_path / name))
+    with open(files[-1], "w") as f:
+      f.write(f">{name}\n{s.tobytes().decode()}\n")
+  mixture = COMMON + [["data.sources", ",".join(files)], ["data.weights", "0.7,0.3"], ["data.softmask_weight", "0.1"]]
+  spec["train"]["mixture"] = {"workdir": str(tmp_path / "mix8"), "common": mixture,
+                              "legs": [{"overrides": _mesh_overrides((8, 1, 1)), "stop_at": 3},
+                                       {"overrides": _mesh_overrides((8, 1, 1))}]}
   # The (2,2,2) checkpoint evaluated through the CLI on the 8 devices there and on the 1 device here.
   fa = str(tmp_path / "x.fa")
   seq = "".join(np.random.default_rng(4).choice(list("ACGT"), 1500))
@@ -112,6 +125,14 @@ def test_same_losses_on_every_mesh_and_checkpoint_reshards(tmp_path, capsys):
   assert len(reference) == 5
   for name in list(MESHES) + ["resharded"]:
     np.testing.assert_allclose(out[name], reference, rtol=1e-5, err_msg=name)
+  mix = str(tmp_path / "mix1")
+  loop.train_and_evaluate(config.load("configs/tiny.py", [tuple(x) for x in mixture]), mix, show_progress=False)
+  np.testing.assert_allclose(out["mixture"], [x["train/mlm_cross_entropy"] for x in map(json.loads, open(
+      os.path.join(mix, "metrics.jsonl"))) if x["split"] == "train"], rtol=1e-5)
+  val8, val1 = ([x for x in map(json.loads, open(os.path.join(w, "metrics.jsonl"))) if x["split"] == "val"][-1]
+                for w in (str(tmp_path / "mix8"), mix))
+  for key in ("val/sources/big.fa/loss", "val/sources/small.fa/loss"):
+    assert val8[key] == pytest.approx(val1[key], rel=1e-5)
   assert out["eight"]["code"] == 0, out["eight"]["stderr"]
   eight = json.loads(out["eight"]["stdout"])
   capsys.readouterr()

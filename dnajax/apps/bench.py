@@ -95,7 +95,7 @@ def run_jax(cfg, steps: int, windows: int) -> dict:
   program, cfg = plan.program, plan.cfg
   B, L = cfg.train.global_batch, cfg.data.seq_len
   with tempfile.TemporaryDirectory() as tmp:
-    sampler = sampler_lib.WindowSampler(make_corpus(L, tmp), L, seed=0)
+    sampler = sampler_lib.WindowSampler(make_corpus(L, tmp), L, seed=0, soft=program.soft_batches)
     batches = [program.to_global(sampler.rows(s, range(B))) for s in range(4)]
     pipeline = input_pipeline_rate(sampler, B, L)
   state = program.init()

@@ -3,6 +3,8 @@ strata (repeat, GC bin, coding/codon position from GenBank CDS features) and the
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from dnajax.data import corpus as corpus_lib
@@ -52,7 +54,11 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   if any(r.codon_position is not None for r in records):
     labels = [r.codon_position if r.codon_position is not None else np.zeros(len(r.ids), np.int8) for r in records]
     selections.update(strata.codon_strata(windows.tile([r.ids for r in records], labels, engine.seq_len).soft))
-  out = metrics.summarize(metrics.masked_sums(logp, targets, weights, selections))
+  files = list(dict.fromkeys(r.source for r in records))
+  labels = file_labels(files)
+  selections.update(strata.source_strata(np.array([files.index(records[i].source) for i in w.seq_index], np.int64),
+                                         labels, engine.seq_len))
+  out = strata.pop_sources(metrics.summarize(metrics.masked_sums(logp, targets, weights, selections)), labels)
   if reverse_complement:
     rc_inputs = strata.reverse_complement_windows(inputs_)
     back = strata.from_reverse_strand(engine.log_probs(rc_inputs, progress=progress), rc_inputs)
@@ -71,6 +77,12 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
              devices=int(engine.mesh.devices.size), num_sequences=len(records), num_windows=int(len(w.ids)),
              seq_len=engine.seq_len)
   return out
+
+
+def file_labels(paths: list[str]) -> list[str]:
+  """What each input file is called in `sources`: its basename, or the path as given where basenames repeat."""
+  base = [os.path.basename(p) for p in paths]
+  return [b if base.count(b) == 1 else p for b, p in zip(base, paths)]
 
 
 def main(args, overrides) -> int:

@@ -35,6 +35,16 @@ def reference_lines(val: list[dict], metric: str) -> list[tuple[str, float]]:
   return [(label, v) for label, v in lines if isinstance(v, (int, float)) and math.isfinite(v)]
 
 
+def source_labels(val: list[dict]) -> list[str]:
+  """The sources validated one by one (`val/sources/LABEL/...` keys), in order of first appearance."""
+  found = {}
+  for r in val:
+    for key in r:
+      if key.startswith("val/sources/") and key.endswith("/masked_accuracy"):
+        found.setdefault(key[len("val/sources/"):-len("/masked_accuracy")], None)
+  return list(found)
+
+
 def _plot(metric: str, title: str, ylabel: str, m: dict[str, list[dict]]) -> bytes:
   import matplotlib
 
@@ -48,6 +58,11 @@ def _plot(metric: str, title: str, ylabel: str, m: dict[str, list[dict]]) -> byt
     if pts:
       label = "training (80/10/10 masks: easier, not comparable)" if split == "train" else "validation"
       ax.plot(*zip(*pts), label=label, **style)
+  for label in source_labels(m["val"]):  # each source's validation curve, thinner
+    key = f"val/sources/{label}/{metric}"
+    pts = [(r["step"], r[key]) for r in m["val"] if isinstance(r.get(key), (int, float))]
+    if pts:
+      ax.plot(*zip(*pts), label=f"validation, {label}", lw=1, ls=":", marker=".")
   colors = ("black", "tab:green", "tab:red", "grey", "tab:purple")
   for (label, value), color in zip(reference_lines(m["val"], metric), colors):
     ax.axhline(value, ls="--", lw=1, color=color, label=f"{label} {value:.4f}")
@@ -89,6 +104,9 @@ def summary_markdown(workdir: str, m: dict[str, list[dict]], images: list[str]) 
     lines += [f"Validation at step {m['val'][-1]['step']} ({v.get('num_masked', '?')} masked bases):", "",
               "| predictor | masked accuracy | loss (nats/base) |", "|---|---|---|",
               f"| this model | {render.number(v.get('masked_accuracy'))} | {render.number(v.get('loss'))} |"]
+    for label, s in v.get("sources", {}).items():  # a corpus of several sources: each beside the overall number
+      lines.append(f"| this model on {label} ({s.get('num_masked', '?')} masked) | "
+                   f"{render.number(s.get('masked_accuracy'))} | {render.number(s.get('loss'))} |")
     for row in render.reference_rows(v):
       name = row["name"] + (" (exact)" if row["ceiling"] else "")
       lines.append(f"| {name} | {render.number(row['masked_accuracy'])} | {render.number(row['loss'])} |")

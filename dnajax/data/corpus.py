@@ -153,6 +153,45 @@ class Corpus:
     """The synthetic generator's name for a synthetic corpus, else None."""
     return self.index.get("synthetic")
 
+  def sources(self) -> list[str]:
+    """The corpus's sources, in order: what mixtures weight (`data.weights`) and validation reports one by one.
+    A source is one input entry: a file, or a directory or glob standing for its files (the `group` of
+    index.json's sources; a corpus prepared before groups: each file). A corpus of records without files
+    (synthetic data) has one source, its generator."""
+    names = list(dict.fromkeys(s.get("group") or s["path"] for s in self.index["sources"]))
+    return names or [f"synthetic:{self.synthetic}" if self.synthetic else "records"]
+
+  def source_labels(self) -> list[str]:
+    """Short names of `sources()` for reports: basenames, or the entries as given where basenames repeat."""
+    names = self.sources()
+    base = [os.path.basename(n.rstrip("/")) or n for n in names]
+    return [b if base.count(b) == 1 else n for b, n in zip(base, names)]
+
+  def segment_sources(self, split: str) -> np.ndarray:
+    """int64[segments of `split`]: each segment's source, an index into `sources()`."""
+    names = self.sources()
+    by_path = {s["path"]: names.index(s.get("group") or s["path"]) for s in self.index["sources"]}
+    return np.array([by_path.get(os.path.abspath(s["source"]), 0) for s in self.split(split)], np.int64)
+
+  def source_weights(self) -> list[float] | None:
+    """The sampling weight of each of `sources()` given at `prepare --weights` (None: none given)."""
+    by_group = {s.get("group") or s["path"]: s.get("weight") for s in self.index["sources"]}
+    weights = [by_group.get(name) for name in self.sources()]
+    return None if any(w is None for w in weights) else weights
+
+  def source_table(self) -> list[dict]:
+    """Per source (`source_labels`): files, records, train_bases, val_bases and weight (None: not given)."""
+    names, labels = self.sources(), self.source_labels()
+    rows = [{"source": label, "files": 0, "records": 0, "train_bases": 0, "val_bases": 0, "weight": None}
+            for label in labels]
+    for s in self.index["sources"]:
+      row = rows[names.index(s.get("group") or s["path"])]
+      row["files"] += 1
+      row["weight"] = s.get("weight")
+      for key in ("records", "train_bases", "val_bases"):
+        row[key] += s.get(key, 0)
+    return rows
+
   def sample(self, split: str = "train", max_bases: int = SAMPLE_BASES, seed: int = 0) -> list[np.ndarray]:
     """Token arrays (uint8, views of the memory map) standing for a split: its segments whole when they hold at most
     `max_bases` bases in all; else a seeded sample of `max_bases // SAMPLE_PIECE` stretches of `SAMPLE_PIECE`

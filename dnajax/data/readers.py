@@ -7,6 +7,7 @@ where it applies, the record and position. Nothing here writes anything.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import io
 import itertools
 import os
@@ -61,8 +62,18 @@ def is_sequence_file(path: str) -> bool:
 
 
 def expand_inputs(paths: Sequence[str]) -> list[str]:
-  """Files as given; directories replaced by the sequence files directly inside them (sorted)."""
-  out: list[str] = []
+  """Files as given; directories replaced by the sequence files directly inside them (sorted), globs by the files
+  they match (sorted). See `expand_groups` for which entry each file came from."""
+  return [f for f, _ in expand_groups(paths)]
+
+
+def expand_groups(paths: Sequence[str]) -> list[tuple[str, str]]:
+  """(file, the entry of `paths` it came from) for every input file, in order: a file is its own entry; a
+  directory stands for the sequence files directly inside it and a glob (`*`, `?`, `[...]`, as the shell would,
+  for a path that does not exist as written) for the files it matches, sorted. Mixtures weight entries
+  (`data.weights`): list files one by one to weight them one by one. Raises UserError for an entry that names
+  nothing."""
+  out: list[tuple[str, str]] = []
   for p in paths:
     if os.path.isdir(p):
       found = sorted(os.path.join(p, f) for f in os.listdir(p)
@@ -70,9 +81,14 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
       if not found:
         raise UserError(f"{p}: directory holds no sequence files (expected extensions "
                         f"{', '.join(FASTA_EXTS + GENBANK_EXTS)}, optionally .gz); pass files instead")
-      out.extend(found)
+      out.extend((f, p) for f in found)
     elif os.path.isfile(p):
-      out.append(p)
+      out.append((p, p))
+    elif glob.has_magic(p):
+      found = sorted(f for f in glob.glob(p) if os.path.isfile(f))
+      if not found:
+        raise UserError(f"{p}: the pattern matches no file; check the path")
+      out.extend((f, p) for f in found)
     else:
       raise UserError(f"{p}: no such file or directory; check the path")
   if not out:

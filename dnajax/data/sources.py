@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 import numpy as np
 
@@ -68,11 +69,13 @@ def _open_or_prepare(data_cfg, workdir: str, seed: int) -> corpus_lib.Corpus:
         return existing
     records = synthetic_records(name, data_cfg.synthetic_bases, data_cfg.synthetic_record_len, seed)
     return preparation.prepare(records, out, settings, extra=extra, force=True, require_val=True)
-  files = readers.expand_inputs(sources)
+  groups = readers.expand_groups(sources)
+  files = [f for f, _ in groups]
   if data_cfg.cds:  # coding sequences only, each in frame from its first base: windows start on codon boundaries
     records, counts = readers.read_coding_sequences(files, data_cfg.format or None)
     log.info("coding sequences: %s", ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     return preparation.prepare(records, out, settings, sources=files, force=True, require_val=True,
                               extra={"codon_aligned": True, "coding_sequences": counts})
   return preparation.prepare_files(files, out, settings, data_cfg.format or None, force=True,  # reused when unchanged
-                                  require_val=True, progress=True)
+                                  require_val=True, progress=True, groups=[g for _, g in groups],
+                                  workers=os.cpu_count() or 1)

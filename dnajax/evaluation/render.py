@@ -104,6 +104,11 @@ def result_text(r: dict) -> list[str]:
   for name, st in r.get("strata", {}).items():
     lines.append(f"  {name:18s} masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
                  f"n {st['num_masked']}")
+  if len(r.get("sources", {})) > 1:
+    lines.append("by source:")
+    for name, st in r["sources"].items():
+      lines.append(f"  {name:18s} masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
+                   f"n {st['num_masked']}")
   rc = r.get("reverse_complement")
   if rc:
     lines.append(f"reverse complement: same prediction at {percent(rc.get('agreement'))}% of masked bases, "

@@ -20,6 +20,21 @@ def repeat_strata(soft_WxL: np.ndarray) -> dict[str, np.ndarray]:
   return {"repeat": soft, "non_repeat": ~soft} if soft.any() else {}
 
 
+def source_strata(source_W: np.ndarray, labels: list[str], length: int) -> dict[str, np.ndarray]:
+  """Each source's windows (`source_W` int[W]: an index into `labels`) as selections {"source:LABEL": bool[W, L]},
+  for `metrics.masked_sums`; `pop_sources` moves their results to the result's `sources`."""
+  return {f"source:{label}": np.broadcast_to((source_W == k)[:, None], (len(source_W), length))
+          for k, label in enumerate(labels)}
+
+
+def pop_sources(result: dict, labels: list[str]) -> dict:
+  """`result["strata"]`'s `source_strata` entries moved to `result["sources"]` ({label: summary}; a source with
+  nothing masked is left out). Returns `result`."""
+  found = {label: result["strata"].pop(f"source:{label}") for label in labels if f"source:{label}" in result["strata"]}
+  result["sources"] = found
+  return result
+
+
 def gc_strata(ids_WxL: np.ndarray) -> dict[str, np.ndarray]:
   """Each window's G+C fraction (of its A/C/G/T bases) in bins: {"gc_0.35-0.45": bool[W, L], ...}."""
   acgt = (ids_WxL >= tokens.A) & (ids_WxL <= tokens.T)

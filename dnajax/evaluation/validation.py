@@ -24,6 +24,10 @@ class Validation:
       raise UserError(f"{corpus.path}: the validation split is empty; raise data.val_fraction or add records")
     self.inputs, self.targets, self.weights = windows.eval_masks(w.ids, self.mask_rate, cfg.eval.seed)
     self.strata = strata.repeat_strata(w.soft)
+    self.sources = corpus.source_labels()
+    if len(self.sources) > 1:  # each source's validation windows beside the overall number
+      self.strata.update(strata.source_strata(corpus.segment_sources("val")[w.seq_index], self.sources,
+                                              cfg.data.seq_len))
     self.baselines = baselines.TrainingBaselines(corpus, self.mask_rate, cfg.data.seq_len, cfg.eval.seed).evaluate(
         self.inputs, self.targets, self.weights)
     self.bayes = None
@@ -38,9 +42,12 @@ class Validation:
 
   def run(self, engine: Engine) -> dict:
     """The result schema: masked_accuracy, loss, perplexity, num_masked, per_base_accuracy, strata, baselines,
-    and for synthetic data bayes, fraction_of_bayes and excess_loss."""
+    for a corpus of several sources `sources` ({label: masked_accuracy, loss, ...}, `Corpus.source_labels`), and
+    for synthetic data bayes, fraction_of_bayes and excess_loss."""
     logp = engine.log_probs(self.inputs)
     out = metrics.summarize(metrics.masked_sums(logp, self.targets, self.weights, self.strata))
+    if len(self.sources) > 1:
+      strata.pop_sources(out, self.sources)
     out["baselines"] = dict(self.baselines)
     if self.bayes:
       out["bayes"] = dict(self.bayes)

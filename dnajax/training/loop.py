@@ -275,8 +275,10 @@ def set_up(cfg, workdir: str, program: TrainProgram, stop_at: int | None):
   try:
     corpus, previous = prepare_workdir(cfg, workdir)
     check_windows(cfg, corpus)
+    weights = cfg.data.weights or corpus.source_weights() or ()
     samplers = {length: sampler_lib.WindowSampler(corpus, length, cfg.train.seed, cfg.data.max_n_fraction,
-                                                  cfg.data.reverse_complement)
+                                                  cfg.data.reverse_complement, weights=weights,
+                                                  soft=program.soft_batches)
                 for length in sorted({length for _, length in program.curriculum})}
     validation = Validation(cfg, corpus)
   except UserError:

@@ -82,7 +82,8 @@ class TrainProgram(Program):
     step_fn = functools.partial(steps.train_step, graphdef=self.graphdef, tx=self.tx, schedule=self.schedule,
                                 seed=cfg.train.seed, dropout=self.mcfg.dropout, grad_accum=cfg.train.grad_accum,
                                 mask_rate=cfg.data.mask_rate, mask_rate_max=cfg.data.mask_rate_max,
-                                skip_nonfinite=bool(cfg.opt.skip_nonfinite))
+                                skip_nonfinite=bool(cfg.opt.skip_nonfinite),
+                                softmask_weight=float(cfg.data.softmask_weight))
     self.compile(functools.partial(state_lib.create_state, self.mcfg, self.tx, cfg.train.seed), (), step_fn,
                  self.batch_sh)
 
@@ -95,9 +96,16 @@ class TrainProgram(Program):
     the batch axes."""
     return sharding.to_global(self.mesh, local, self.rules)
 
+  @property
+  def soft_batches(self) -> bool:
+    """Whether batches carry soft-mask flags ("soft": `data.softmask_weight` < 1; `WindowSampler(soft=...)`)."""
+    return float(self.cfg.data.softmask_weight) < 1.0
+
   def abstract_batch(self, seq_len: int) -> dict[str, jax.ShapeDtypeStruct]:
-    """The train step's batch as shapes ({"ids": uint8[global_batch, seq_len]}, sharded), for compiling ahead."""
-    return {"ids": jax.ShapeDtypeStruct((self.cfg.train.global_batch, seq_len), np.uint8, sharding=self.batch_sh)}
+    """The train step's batch as shapes ({"ids": uint8[global_batch, seq_len]}, and "soft" alike with
+    `soft_batches`; sharded), for compiling ahead."""
+    shape = jax.ShapeDtypeStruct((self.cfg.train.global_batch, seq_len), np.uint8, sharding=self.batch_sh)
+    return {"ids": shape, "soft": shape} if self.soft_batches else {"ids": shape}
 
   def restore(self, ckpt: checkpoint.Checkpointer, step: int):
     """(state, meta) of checkpoint `step`, placed on this program's mesh."""

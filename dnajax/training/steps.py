@@ -80,9 +80,14 @@ def apply_gradients(grad_fn, params, opt_state, batch: dict, key, *, tx, grad_ac
 
 
 def train_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, dropout: float, grad_accum: int,
-               mask_rate: float, mask_rate_max: float = 0.0, skip_nonfinite: bool = False) -> tuple[dict, dict]:
-  """One optimizer update: state {step, params, opt_state}, batch {"ids": uint8[B, L] the global batch's windows}
-  -> (new state, metrics on the device).
+               mask_rate: float, mask_rate_max: float = 0.0, skip_nonfinite: bool = False,
+               softmask_weight: float = 1.0) -> tuple[dict, dict]:
+  """One optimizer update: state {step, params, opt_state}, batch {"ids": uint8[B, L] the global batch's windows,
+  and with `softmask_weight` < 1 "soft": uint8[B, L] 1 at soft-masked bases} -> (new state, metrics on the device).
+
+  A masked soft-masked (lowercase: repeat) base weighs `softmask_weight` in the loss and the training metrics
+  (`data.softmask_weight`; GPN trains with 0.1 on repeats, Benegas et al. 2023, PNAS); the loss stays a weighted
+  mean.
 
   The windows are masked here (`masking.mask_for_training` at `mask_rate`..`mask_rate_max`, from seed, step and
   row) and dropout keys are `fold_in(key(seed), step)` (then the micro-batch and layer), so results do not depend on
@@ -91,7 +96,10 @@ def train_step(state: dict, batch: dict, *, graphdef, tx, schedule, seed: int, d
   """
   step = state["step"]
   with jax.named_scope("masking"):
-    batch = masking.mask_for_training(batch["ids"], seed, step, mask_rate, mask_rate_max)
+    masked = masking.mask_for_training(batch["ids"], seed, step, mask_rate, mask_rate_max)
+    if "soft" in batch:
+      masked["weights"] = masked["weights"] * jnp.where(batch["soft"] > 0, jnp.float32(softmask_weight), 1.0)
+    batch = masked
   key = jax.random.fold_in(jax.random.key(seed), step) if dropout > 0 else None
   count = batch["weights"].astype(jnp.float32).sum()
   loss = functools.partial(mlm_cross_entropy, graphdef=graphdef, denom=jnp.maximum(count, 1.0))

@@ -10,7 +10,7 @@ import pytest
 from conftest import shared_file
 
 from dnajax import cli
-from dnajax.data import corpus, preparation, readers, tokens
+from dnajax.data import corpus, preparation, readers, staging, tokens
 from dnajax.data import text as text_lib
 from dnajax.errors import UserError
 
@@ -82,7 +82,7 @@ def test_streaming_matches_the_in_memory_reference(tmp_path, monkeypatch, block)
   paths = [_genome(str(tmp_path / "a.fa"), rng, 9, 3000), _genome(str(tmp_path / "b.fa.gz"), rng, 3, 5000, gz=True)]
   if block:  # pieces of a few bases: every N run, soft-masked run and segment straddles piece boundaries
     monkeypatch.setattr(text_lib, "TEXT_BLOCK", block)
-    monkeypatch.setattr(preparation._Output, "FLUSH", block * 3)
+    monkeypatch.setattr(staging.Output, "FLUSH", block * 3)
   for k, settings in enumerate(SETTINGS):
     for files in (paths[:1], paths):
       tok, sm, segments, mode = _reference(files, settings)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import shared_file, write
 
-from dnajax.data import preparation, readers, tokens
+from dnajax.data import readers, staging, tokens
 from dnajax.data import text as text_lib
 from dnajax.errors import UserError
 
@@ -101,8 +101,8 @@ def test_query_allowed_for_predict(tmp_path):
 def test_split_segments_at_n_runs():
   ids = tokens.encode("A" * 100 + "N" * 12 + "C" * 50 + "N" * 3 + "G" * 100)
   rec = readers.Record("r", ids, np.zeros(len(ids), bool), "x")
-  assert preparation.split_segments(rec, n_run=10, min_len=40) == [(0, 100), (112, 265)]
-  assert preparation.split_segments(rec, n_run=10, min_len=200) == []
+  assert staging.split_segments(rec, n_run=10, min_len=40) == [(0, 100), (112, 265)]
+  assert staging.split_segments(rec, n_run=10, min_len=200) == []
 
 
 def test_line_endings_crlf_and_cr(tmp_path):
