@@ -9,7 +9,7 @@ import numpy as np
 
 from dnajax.data import corpus as corpus_lib
 from dnajax.data import readers, rundir, tokens, windows
-from dnajax.errors import UserError
+from dnajax.errors import UserError, warn
 from dnajax.evaluation import baselines, metrics, render, strata
 from dnajax.evaluation.engine import Engine
 
@@ -59,6 +59,10 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   selections.update(strata.source_strata(np.array([files.index(records[i].source) for i in w.seq_index], np.int64),
                                          labels, engine.seq_len))
   out = strata.pop_sources(metrics.summarize(metrics.masked_sums(logp, targets, weights, selections)), labels)
+  for label, s in out["sources"].items():
+    if not s["num_masked"]:
+      warn(f"{label}: no A/C/G/T base was masked (only N, or too short at --mask-rate {mask_rate}); its `sources` "
+           "entry is null")
   if reverse_complement:
     rc_inputs = strata.reverse_complement_windows(inputs_)
     back = strata.from_reverse_strand(engine.log_probs(rc_inputs, progress=progress), rc_inputs)

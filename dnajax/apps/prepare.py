@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 from dnajax.data import corpus as corpus_lib
 from dnajax.data import preparation, readers, writers
@@ -35,7 +36,12 @@ def add_arguments(p) -> None:
   p.add_argument("--force", action="store_true", help="replace a different corpus at --output")
 
 
+def _terminate(signum, frame):
+  raise KeyboardInterrupt  # SIGTERM: the temporary files go, as on Ctrl-C (`dnajax: interrupted`, exit 130)
+
+
 def main(args, overrides) -> int:
+  signal.signal(signal.SIGTERM, _terminate)
   given = {k: getattr(args, k) for k in DEFAULTS if getattr(args, k) is not None}
   if args.workers is not None and args.workers < 1:
     raise UserError(f"--workers {args.workers}: must be an integer >= 1 (files read in parallel processes)")
@@ -61,10 +67,17 @@ def main(args, overrides) -> int:
   print(f"prepared {args.output}: {len(c.segments)} segments from {c.index['num_records']} records, "
         f"{splits['train']:,} train / {splits['val']:,} val bases (split by {c.index['split_mode']})")
   if len(c.sources()) > 1:
-    missing = [r["source"] for r in c.source_table() if not r["val_bases"]]
+    rows = c.source_table()
+    empty = [r["source"] for r in rows if not r["train_bases"] + r["val_bases"]]
+    if empty:
+      warn(f"{args.output}: {', '.join(empty)} gave no segment (all N, or records shorter than --min-len); "
+           "training draws nothing from them: give them weight 0 or leave them out")
+    missing = [r["source"] for r in rows if not r["val_bases"] and r["train_bases"]]
     if missing and splits["val"]:
-      warn(f"{args.output}: no validation bases from {', '.join(missing)} (split by {c.index['split_mode']} across "
-           "all sources); validation will not report them: prepare with --split blocks to validate every source")
+      why = ("whole records are held out across all sources: prepare with --split blocks to validate every source"
+             if c.index["split_mode"] == "records" else "its records are too short for a held-out block of "
+             "--min-len bases")
+      warn(f"{args.output}: no validation bases from {', '.join(missing)}; validation will not report them ({why})")
     print(writers.tsv_table(c.source_table(), ["source", "files", "records", "train_bases", "val_bases", "weight"]),
           end="")
   return 0

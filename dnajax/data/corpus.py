@@ -162,10 +162,11 @@ class Corpus:
     return names or [f"synthetic:{self.synthetic}" if self.synthetic else "records"]
 
   def source_labels(self) -> list[str]:
-    """Short names of `sources()` for reports: basenames, or the entries as given where basenames repeat."""
+    """Names of `sources()` in metrics and reports (`val/sources/NAME/...`): the basename of each entry (a glob's
+    last part, e.g. `chr*.fa`), or where basenames repeat the entry as given with '/' written '_'; never a '/'."""
     names = self.sources()
     base = [os.path.basename(n.rstrip("/")) or n for n in names]
-    return [b if base.count(b) == 1 else n for b, n in zip(base, names)]
+    return [(b if base.count(b) == 1 else n.strip("/")).replace("/", "_") for b, n in zip(base, names)]
 
   def segment_sources(self, split: str) -> np.ndarray:
     """int64[segments of `split`]: each segment's source, an index into `sources()`."""

@@ -63,8 +63,15 @@ def _source_info(paths: Sequence[str], groups: Sequence[str] | None = None, work
   else:
     digests = [sha256_file(p) for p in paths]
   groups = list(groups) if groups is not None else list(paths)
-  if weights is not None and any(not (w >= 0 and np.isfinite(w)) for w in weights.values()):
-    raise UserError(f"--weights {' '.join(map(str, weights.values()))}: each must be a finite number >= 0")
+  seen: dict[str, str] = {}
+  for p, d in zip(paths, digests):
+    if d in seen:
+      raise UserError(f"{p}: the same content as {seen[d]} (given twice, or within a directory or glob also given); "
+                      "give each file once")
+    seen[d] = p
+  if weights is not None and (any(not (w >= 0 and np.isfinite(w)) for w in weights.values())
+                              or sum(weights.values()) <= 0):
+    raise UserError(f"--weights {' '.join(map(str, weights.values()))}: each must be a finite number >= 0, not all 0")
   return [{"path": os.path.abspath(p), "sha256": d, "bytes": os.path.getsize(p), "group": g,
            **({"weight": weights[g]} if weights is not None else {})} for p, d, g in zip(paths, digests, groups)]
 

@@ -105,9 +105,8 @@ def result_text(r: dict) -> list[str]:
     lines.append(f"  {name:18s} masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
                  f"n {st['num_masked']}")
   if len(r.get("sources", {})) > 1:
-    lines.append("by source:")
     for name, st in r["sources"].items():
-      lines.append(f"  {name:18s} masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
+      lines.append(f"  source {name}: masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
                    f"n {st['num_masked']}")
   rc = r.get("reverse_complement")
   if rc:

@@ -28,10 +28,10 @@ def source_strata(source_W: np.ndarray, labels: list[str], length: int) -> dict[
 
 
 def pop_sources(result: dict, labels: list[str]) -> dict:
-  """`result["strata"]`'s `source_strata` entries moved to `result["sources"]` ({label: summary}; a source with
-  nothing masked is left out). Returns `result`."""
-  found = {label: result["strata"].pop(f"source:{label}") for label in labels if f"source:{label}" in result["strata"]}
-  result["sources"] = found
+  """`result["strata"]`'s `source_strata` entries moved to `result["sources"]` ({label: {masked_accuracy, loss,
+  perplexity, num_masked}}; a source with nothing masked has null values and num_masked 0). Returns `result`."""
+  result["sources"] = {label: result["strata"].pop(f"source:{label}", None) or metrics.summary(0.0, 0.0, 0.0)
+                       for label in labels}
   return result
 
 

@@ -115,6 +115,18 @@ def test_directories_and_globs_are_one_source_each(tmp_path, capsys):
   assert table["fly"]["files"] == 3 and table["worm*.fa"]["records"] == 4
   assert cli.main(["prepare", "--input", *worm, "--output", str(tmp_path / "d"), "--weights", "1"]) == 2
   assert "1 values for 2 --input sources" in capsys.readouterr().err
+  assert cli.main(["prepare", "--input", *worm, "--output", str(tmp_path / "d"), "--weights", "0", "0"]) == 2
+  assert "not all 0" in capsys.readouterr().err
+  for twice in ([worm[0], worm[0]], [str(tmp_path / "worm*.fa"), worm[1]]):  # a file given twice
+    assert cli.main(["prepare", "--input", *twice, "--output", str(tmp_path / "d")]) == 2
+    assert "the same content as" in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "d")
+  # Names in metrics never hold '/': basenames, or the entries as given with '/' written '_' where they repeat.
+  os.makedirs(tmp_path / "other")
+  _fasta(tmp_path / "other" / "worm0.fa", rng, "ACGT", 2, 3_000)
+  c = preparation.prepare_files([worm[0], str(tmp_path / "other" / "worm0.fa")], str(tmp_path / "e"),
+                                corpus.SplitSettings(0.1))
+  assert all("/" not in label for label in c.source_labels()) and len(set(c.source_labels())) == 2
   with pytest.raises(UserError, match="matches no file"):
     readers.expand_groups([str(tmp_path / "nothing*.fa")])
 
@@ -133,7 +145,12 @@ def test_validation_and_evaluate_report_each_source(tmp_path, two_sources, capsy
   assert cli.main(["report", "--workdir", w]) == 0
   assert "| this model on small.fa" in open(os.path.join(w, "report.md")).read()
   capsys.readouterr()
-  assert cli.main(["evaluate", "--workdir", w, "--input", big, small, "--json", "--no-reverse-complement"]) == 0
-  r = json.loads(capsys.readouterr().out)
-  assert set(r["sources"]) == {"big.fa", "small.fa"}
+  only_n = tmp_path / "only_N.fa"
+  only_n.write_text(">n\n" + "N" * 500 + "\n")
+  assert cli.main(["evaluate", "--workdir", w, "--input", big, small, str(only_n), "--json",
+                   "--no-reverse-complement"]) == 0
+  out = capsys.readouterr()
+  r = json.loads(out.out)
+  assert set(r["sources"]) == {"big.fa", "small.fa", "only_N.fa"}
   assert sum(s["num_masked"] for s in r["sources"].values()) == r["num_masked"]
+  assert r["sources"]["only_N.fa"]["masked_accuracy"] is None and "only_N.fa: no A/C/G/T base" in out.err
