@@ -63,6 +63,8 @@ def _module_for(spec: str):
 
 # Integer keys that also take the word "auto" (resolved before training; config.json records the integer).
 AUTO_KEYS = ("train.grad_accum",)
+# List keys whose items are numbers (written "0.5,0.5"; stored as floats, an empty item refused).
+NUMBER_LIST_KEYS = ("data.weights",)
 
 
 def _parse_value(key: str, text: str, current):
@@ -70,6 +72,12 @@ def _parse_value(key: str, text: str, current):
     if text == "auto":
       return text
     current = 1  # an integer, also where the config says auto
+  if key in NUMBER_LIST_KEYS:
+    try:
+      return tuple(float(x) for x in text.split(",")) if text.strip() else ()
+    except ValueError:
+      raise UserError(f"--config.{key}={text}: expected comma-separated numbers, e.g. --config.{key}=0.5,0.5"
+                      ) from None
   try:
     if isinstance(current, bool):
       low = text.lower()

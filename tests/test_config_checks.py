@@ -42,6 +42,8 @@ from dnajax.errors import UserError
     ("opt.clip_norm=-1", "opt.clip_norm=-1.0: must be a number >= 0"),
     ("train.seed=-1", "train.seed=-1: must be an integer >= 0"),
     ("opt.learning_rate=inf", "opt.learning_rate=inf: not a finite number"),
+    ("data.weights=0.5,,0.5", "data.weights=0.5,,0.5: expected comma-separated numbers"),
+    ("data.softmask_weight=2", "data.softmask_weight=2.0: must be a number in [0, 1]"),
 ])
 def test_train_refuses_out_of_range_config_values(capsys, tmp_path, override, needle):
   workdir = tmp_path / "run"
