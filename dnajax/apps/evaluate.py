@@ -3,8 +3,6 @@ strata (repeat, GC bin, coding/codon position from GenBank CDS features) and the
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
 from dnajax.data import corpus as corpus_lib
@@ -54,10 +52,10 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   if any(r.codon_position is not None for r in records):
     labels = [r.codon_position if r.codon_position is not None else np.zeros(len(r.ids), np.int8) for r in records]
     selections.update(strata.codon_strata(windows.tile([r.ids for r in records], labels, engine.seq_len).soft))
-  files = list(dict.fromkeys(r.source for r in records))
-  labels = file_labels(files)
-  selections.update(strata.source_strata(np.array([files.index(records[i].source) for i in w.seq_index], np.int64),
-                                         labels, engine.seq_len))
+  files = {path: k for k, path in enumerate(dict.fromkeys(r.source for r in records))}
+  labels = readers.short_names(list(files))
+  record_file = np.array([files[r.source] for r in records], np.int64)
+  selections.update(strata.source_strata(record_file[w.seq_index], labels, engine.seq_len))
   out = strata.pop_sources(metrics.summarize(metrics.masked_sums(logp, targets, weights, selections)), labels)
   for label, s in out["sources"].items():
     if not s["num_masked"]:
@@ -81,12 +79,6 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
              devices=int(engine.mesh.devices.size), num_sequences=len(records), num_windows=int(len(w.ids)),
              seq_len=engine.seq_len)
   return out
-
-
-def file_labels(paths: list[str]) -> list[str]:
-  """What each input file is called in `sources`: its basename, or the path as given where basenames repeat."""
-  base = [os.path.basename(p) for p in paths]
-  return [b if base.count(b) == 1 else p for b, p in zip(base, paths)]
 
 
 def main(args, overrides) -> int:

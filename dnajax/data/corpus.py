@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from dnajax.data import tokens
+from dnajax.data import readers, tokens
 from dnajax.errors import UserError
 
 FORMAT_VERSION = 1
@@ -164,9 +164,7 @@ class Corpus:
   def source_labels(self) -> list[str]:
     """Names of `sources()` in metrics and reports (`val/sources/NAME/...`): the basename of each entry (a glob's
     last part, e.g. `chr*.fa`), or where basenames repeat the entry as given with '/' written '_'; never a '/'."""
-    names = self.sources()
-    base = [os.path.basename(n.rstrip("/")) or n for n in names]
-    return [(b if base.count(b) == 1 else n.strip("/")).replace("/", "_") for b, n in zip(base, names)]
+    return readers.short_names(self.sources(), slash="_")
 
   def segment_sources(self, split: str) -> np.ndarray:
     """int64[segments of `split`]: each segment's source, an index into `sources()`."""

@@ -105,9 +105,8 @@ def prepare(records: Sequence[Record], out_dir: str, settings: SplitSettings, so
 
 
 def _workers_and_bar(paths: Sequence[str], workers: int, progress: bool):
-  total = sum(os.path.getsize(p) for p in paths)
-  small = total < PARALLEL_MIN_BYTES  # starting processes, or drawing a bar, would cost more than the work
-  bar = tqdm(total=total, desc="prepare", unit="b", unit_scale=True, leave=False, disable=not progress or small,
+  small = sum(os.path.getsize(p) for p in paths) < PARALLEL_MIN_BYTES  # processes or a bar would cost more
+  bar = tqdm(desc="prepare", unit="b", unit_scale=True, leave=False, disable=not progress or small,
              bar_format="{desc}: {n_fmt}bases [{elapsed}, {rate_fmt}]")
   return (1 if small else max(1, min(workers, len(paths)))), bar
 

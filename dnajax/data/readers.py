@@ -67,6 +67,15 @@ def expand_inputs(paths: Sequence[str]) -> list[str]:
   return [f for f, _ in expand_groups(paths)]
 
 
+def short_names(entries: Sequence[str], slash: str | None = None) -> list[str]:
+  """What each input entry (file, directory or glob) is called in per-source results: its basename (a glob's last
+  part, e.g. `chr*.fa`), or the entry as given where basenames repeat, with '/' written `slash` when given (names
+  that become metric tags must not hold '/')."""
+  base = [os.path.basename(e.rstrip("/")) or e for e in entries]
+  names = [b if base.count(b) == 1 else e.strip("/") for b, e in zip(base, entries)]
+  return [n.replace("/", slash) for n in names] if slash is not None else names
+
+
 def expand_groups(paths: Sequence[str]) -> list[tuple[str, str]]:
   """(file, the entry of `paths` it came from) for every input file, in order: a file is its own entry; a
   directory stands for the sequence files directly inside it and a glob (`*`, `?`, `[...]`, as the shell would,
