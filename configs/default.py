@@ -47,7 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
   m.tie_embeddings = False
   m.dtype = "float32"  # float32 | bfloat16
   m.remat = "none"  # none | full | dots: trade compute for activation memory
-  m.attention = "auto"  # auto (per backend and length) | xla | cudnn | einsum | flash; see dnajax/attention.py
+  m.attention = "auto"  # auto (per backend, length) | xla | cudnn | einsum | flash | fused: dnajax/model/attention.py
 
   c.opt = o = ml_collections.ConfigDict()
   o.learning_rate = 3e-3

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
@@ -140,6 +140,27 @@ def constrain(x: jax.Array, names: tuple[str | None, ...]) -> jax.Array:
     return x
   mesh, rules = _ACTIVE[-1]
   return jax.lax.with_sharding_constraint(x, logical_to_mesh(P(*names), x.shape, mesh, rules))
+
+
+def per_shard(fn, in_names: Sequence[tuple[str | None, ...]], out_names: tuple[str | None, ...]):
+  """`fn` run on each device's block of its arguments (`jax.shard_map`) while `activation_sharding` is active and
+  its mesh has more than one device; `fn` itself otherwise. Arguments and the result are split by their logical
+  names (as `constrain`); `fn` must be correct on any such block (e.g. a kernel that is independent per batch row
+  and head, given names that shard nothing else). For custom kernels (XLA FFI calls), which XLA would otherwise
+  run on gathered, replicated operands."""
+  if not _ACTIVE or _ACTIVE[-1][0].size == 1:
+    return fn
+  mesh, rules = _ACTIVE[-1]
+
+  def specs(names_list, args):
+    return tuple(logical_to_mesh(P(*names), a.shape, mesh, rules).spec for names, a in zip(names_list, args))
+
+  def run(*args):
+    out_shape = jax.eval_shape(fn, *args)
+    mapped = jax.shard_map(fn, mesh=mesh, in_specs=specs(in_names, args),
+                           out_specs=specs([out_names], [out_shape])[0], check_vma=False)
+    return mapped(*args)
+  return run
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

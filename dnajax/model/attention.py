@@ -2,14 +2,16 @@
 
 Shapes: B batch, T query length, S key length, N heads, H head dim. `mask_BxS` is True where a key is real
 (not padding).
-  * `auto`  - per backend: on CPU `flash` from `cpu_flash_min_length()` positions (512 on a CPU with AVX-512,
-              256 without) and `einsum` below; `cudnn` on GPU for
-              bfloat16/float16; else `xla`.
+  * `auto`  - per backend: on CPU `fused` where its kernel builds (`native.available()`), else `flash` from
+              `cpu_flash_min_length()` positions (512 on a CPU with AVX-512, 256 without) and `einsum` below;
+              `cudnn` on GPU for bfloat16/float16; else `xla`.
   * `xla`   - `jax.nn.dot_product_attention` (XLA's implementation; works on every backend).
   * `cudnn` - `jax.nn.dot_product_attention(implementation="cudnn")`: cuDNN's fused kernel, GPU only.
   * `einsum`- the same maths written out (the reference the others are tested against).
   * `flash` - blockwise attention with an online softmax and its own backward pass (below): memory linear in
-              the length, and the fastest choice on CPU.
+              the length; the fastest XLA-only choice on CPU from 256-512 positions.
+  * `fused` - dnajax's C++ kernel for the CPU (`cpu_attention.cc`, FlashAttention's algorithm with a query block's
+              logits kept in cache), built on first use with the host's compiler; CPU only, float32 inside.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from dnajax import runtime
+from dnajax import runtime, sharding
+from dnajax.errors import UserError
+from dnajax.model import native
 
-IMPLEMENTATIONS = ("auto", "xla", "cudnn", "einsum", "flash")
+IMPLEMENTATIONS = ("auto", "xla", "cudnn", "einsum", "flash", "fused")
 
 
 def cpu_flash_min_length() -> int:
@@ -40,6 +45,8 @@ def resolve(implementation: str, key_length: int, dtype) -> str:
     return implementation
   backend = jax.default_backend()
   if backend == "cpu":
+    if native.available():
+      return "fused"
     return "flash" if key_length >= cpu_flash_min_length() else "einsum"
   if backend == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16):
     return "cudnn"
@@ -55,6 +62,8 @@ def attend(q_BxTxNxH: jax.Array, k_BxSxNxH: jax.Array, v_BxSxNxH: jax.Array, mas
   implementation = resolve(implementation, k_BxSxNxH.shape[1], q_BxTxNxH.dtype)
   if implementation == "flash":
     return flash_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS)
+  if implementation == "fused":
+    return fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS)
   if implementation == "cudnn":  # cuDNN takes padding as sequence lengths (keys are real up to the first PAD)
     lengths = mask_BxS.sum(-1).astype(jnp.int32)
     return jax.nn.dot_product_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, query_seq_lengths=lengths,
@@ -181,3 +190,45 @@ def flash_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS, block: int = 256)
   mask_RxS = jnp.broadcast_to(mask_BxS[:, None, :], (B, N, S)).reshape(B * N, S)
   out_RxTxH = _flash(rows(q_BxTxNxH * scale, T), rows(k_BxSxNxH, S), rows(v_BxSxNxH, S), mask_RxS, block)
   return jnp.swapaxes(out_RxTxH.reshape(B, N, T, H), 1, 2).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------- fused CPU kernel ("fused")
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
+def _fused(q, k, v, mask_u8, scale):
+  return _fused_forward(q, k, v, mask_u8, scale)[0]
+
+
+def _fused_forward(q, k, v, mask_u8, scale):
+  B, T, N, _ = q.shape
+  out, stats = jax.ffi.ffi_call(native.FORWARD, (jax.ShapeDtypeStruct(q.shape, jnp.float32),
+                                               jax.ShapeDtypeStruct((B, N, T, 2), jnp.float32)),
+                              vmap_method="sequential")(q, k, v, mask_u8, scale=np.float32(scale))
+  return out, (q, k, v, mask_u8, out, stats)
+
+
+def _fused_backward(scale, res, d_out):
+  q, k, v, mask_u8, out, stats = res
+  grads = jax.ffi.ffi_call(native.BACKWARD, tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (q, k, v)),
+                           vmap_method="sequential")(q, k, v, mask_u8, out, stats, d_out.astype(jnp.float32),
+                                                     scale=np.float32(scale))
+  return (*grads, None)
+
+
+_fused.defvjp(_fused_forward, _fused_backward)
+
+
+def fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS):
+  """Attention through dnajax's fused C++ kernel for the CPU (`dnajax/model/cpu_attention.cc`, built on first use
+  by `dnajax.model.native`): float32 inside, same result as `attend(..., "einsum")` to float32 rounding, memory
+  linear in the length (the forward keeps the output and two softmax statistics per query). Raises UserError where
+  the kernel cannot be built (`native.unavailable_reason()` says why)."""
+  if not native.available():
+    raise UserError(f"model.attention=fused: the CPU kernel could not be built ({native.unavailable_reason()}); "
+                    "use model.attention=auto, or install a C++ compiler (set CXX)")
+  dtype = q_BxTxNxH.dtype
+  q, k, v = (a.astype(jnp.float32) for a in (q_BxTxNxH, k_BxSxNxH, v_BxSxNxH))
+  scale = q.shape[-1] ** -0.5
+  rows = ("batch", None, "heads", None)  # independent per batch row and head: each device runs its own block
+  kernel = sharding.per_shard(lambda q, k, v, m: _fused(q, k, v, m, scale), (rows, rows, rows, ("batch", None)),
+                              rows)
+  return kernel(q, k, v, mask_BxS.astype(jnp.uint8)).astype(dtype)
