@@ -193,6 +193,11 @@ def flash_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS, block: int = 256)
 
 
 # ------------------------------------------------------------------------------------- fused CPU kernel ("fused")
+# The forward keeps the probabilities for the backward where they take at most this much per call (per device);
+# above it the backward recomputes them from the softmax statistics (FlashAttention's choice: memory linear in T).
+# Keeping them saves about a fifth of the kernel's time (measured at B32 T256 N4 H32: 42 -> 34 ms per layer).
+FUSED_SAVED_PROBS_BYTES = 64 * 2**20
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
 def _fused(q, k, v, mask_u8, scale):
   return _fused_forward(q, k, v, mask_u8, scale)[0]
@@ -200,16 +205,19 @@ def _fused(q, k, v, mask_u8, scale):
 
 def _fused_forward(q, k, v, mask_u8, scale):
   B, T, N, _ = q.shape
-  out, stats = jax.ffi.ffi_call(native.FORWARD, (jax.ShapeDtypeStruct(q.shape, jnp.float32),
-                                               jax.ShapeDtypeStruct((B, N, T, 2), jnp.float32)),
-                              vmap_method="sequential")(q, k, v, mask_u8, scale=np.float32(scale))
-  return out, (q, k, v, mask_u8, out, stats)
+  S = k.shape[1]
+  probs_shape = (B, N, T, S) if B * N * T * S * 4 <= FUSED_SAVED_PROBS_BYTES else (0,)
+  out, stats, probs = jax.ffi.ffi_call(
+      native.FORWARD, (jax.ShapeDtypeStruct(q.shape, jnp.float32), jax.ShapeDtypeStruct((B, N, T, 2), jnp.float32),
+                       jax.ShapeDtypeStruct(probs_shape, jnp.float32)),
+      vmap_method="sequential")(q, k, v, mask_u8, scale=np.float32(scale))
+  return out, (q, k, v, mask_u8, out, stats, probs)
 
 
 def _fused_backward(scale, res, d_out):
-  q, k, v, mask_u8, out, stats = res
+  q, k, v, mask_u8, out, stats, probs = res
   grads = jax.ffi.ffi_call(native.BACKWARD, tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (q, k, v)),
-                           vmap_method="sequential")(q, k, v, mask_u8, out, stats, d_out.astype(jnp.float32),
+                           vmap_method="sequential")(q, k, v, mask_u8, out, stats, probs, d_out.astype(jnp.float32),
                                                      scale=np.float32(scale))
   return (*grads, None)
 

@@ -65,17 +65,63 @@ void ParallelFor(ffi::ThreadPool& pool, int64_t n, const F& fn) {
 // Per-pair working copies are padded: rows to a multiple of kRows (zero queries, zero output gradients), keys
 // and the head dimension to a multiple of kLanes (zero keys/values, probabilities forced to 0), so the inner loops
 // below run on whole vectors (GCC/Clang vector extensions, as wide as the widest vector -march=native enables:
-// 16 floats with AVX-512, 8 with AVX2, 4 with SSE or NEON; wider vectors than the target has spill to memory).
-constexpr int64_t kLanes = __BIGGEST_ALIGNMENT__ >= 16 ? __BIGGEST_ALIGNMENT__ / sizeof(float) : 4;
+// 16 floats with AVX-512, 8 with AVX, 4 otherwise (SSE, NEON); wider vectors than the target has spill badly).
+#if defined(__AVX512F__)
+constexpr int64_t kLanes = 16;
+#elif defined(__AVX__)
+constexpr int64_t kLanes = 8;
+#else
+constexpr int64_t kLanes = 4;
+#endif
 typedef float Vec __attribute__((vector_size(kLanes * sizeof(float))));
 
 inline int64_t RoundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 inline Vec Load(const float* p) { Vec v; std::memcpy(&v, p, sizeof(Vec)); return v; }
 inline void Store(float* p, Vec v) { std::memcpy(p, &v, sizeof(Vec)); }
+typedef int32_t IVec __attribute__((vector_size(kLanes * sizeof(int32_t))));
+
+// exp(x) for x <= 0 (every use here: a logit minus its row's max), 0 below -87 (float32 underflow). Cephes' expf:
+// x = n ln2 + r with |r| <= ln2/2, exp(r) by a degree-6 polynomial, 2^n put into the exponent bits; about 1 ulp.
+// Inline and vectorised: glibc's vector expf is a call per vector and ran at ~1.5 cycles per value here.
+inline Vec ExpNonPositive(Vec x) {
+  const Vec too_small = x < -87.0f ? Vec{} + 1.0f : Vec{};
+  x = x < -87.0f ? Vec{} - 87.0f : x;
+  const IVec n = -__builtin_convertvector(x * -1.44269504088896341f + 0.5f, IVec);  // round(x / ln2); x <= 0
+  const Vec nf = __builtin_convertvector(n, Vec);
+  const Vec r = x - nf * 0.693359375f + nf * 2.12194440e-4f;
+  Vec y = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * r * r + r + 1.0f;
+  IVec bits;
+  std::memcpy(&bits, &y, sizeof(y));
+  bits += (n << 23);
+  std::memcpy(&y, &bits, sizeof(y));
+  return too_small > 0.0f ? Vec{} : y;
+}
+
 
 struct Dims {
   int64_t T, S, H, Tp, Sp, Hp;  // true and padded sizes
 };
+
+// p[j] = exp(p[j] - shift) * mul for j < S; the padding lanes [S, Sp) set to 0. Returns the sum over j < S.
+inline float ExpRow(float* p, const Dims& d, float shift, float mul) {
+  Vec sum{};
+  for (int64_t j = 0; j < d.Sp; j += kLanes) {
+    Vec e = ExpNonPositive(Load(p + j) - shift) * mul;
+    if (j + kLanes > d.S)
+      for (int64_t l = 0; l < kLanes; ++l)
+        if (j + l >= d.S) e[l] = 0.0f;
+    Store(p + j, e);
+    sum += e;
+  }
+  float total = 0.0f;
+  for (int64_t l = 0; l < kLanes; ++l) total += sum[l];
+  return total;
+}
 
 // Copies pair (b, n)'s [L, H] rows out of a [B, L, N, H] tensor into dst[Lp][Hp] (zero padded), times `mul`.
 inline void Gather(const float* src, const Shape& s, int64_t L, int64_t Lp, int64_t Hp, int64_t b, int64_t n,
@@ -185,13 +231,16 @@ ffi::Error CheckShapes(ffi::Buffer<ffi::F32>& q, ffi::Buffer<ffi::F32>& k, ffi::
 // not their log-sum-exp: a fully masked row's max is -1e9, where adding log(sum) would be lost to rounding.
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k, ffi::Buffer<ffi::F32> v,
                    ffi::Buffer<ffi::U8> mask, float scale, ffi::ResultBuffer<ffi::F32> out,
-                   ffi::ResultBuffer<ffi::F32> stats) {
+                   ffi::ResultBuffer<ffi::F32> stats, ffi::ResultBuffer<ffi::F32> probs) {
   if (auto e = CheckShapes(q, k, v, mask); e.failure()) return e;
   const Shape s = ShapeOf(q, k);
   const Dims d = DimsOf(s);
   const float *qp = q.typed_data(), *kp = k.typed_data(), *vp = v.typed_data();
   const uint8_t* mp = mask.typed_data();
   float *op = out->typed_data(), *sp = stats->typed_data();
+  // probs [B, N, T, S] (normalised) when the caller asked for them (else an empty buffer): the backward then
+  // reads them instead of recomputing logits and exponentials.
+  float* pp = probs->element_count() == static_cast<size_t>(s.B * s.N * s.T * s.S) ? probs->typed_data() : nullptr;
   auto pair = [&](int64_t i) {
     const int64_t b = i / s.N, n = i % s.N;
     float* qs = Scratch(2 * d.Tp * d.Hp + 2 * d.Sp * d.Hp + kRows * d.Sp);
@@ -212,12 +261,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ff
         float mx = kMasked;
 #pragma omp simd reduction(max : mx)
         for (int64_t j = 0; j < d.S; ++j) mx = std::max(mx, pr[j]);
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t j = 0; j < d.S; ++j) {
-          pr[j] = std::exp(pr[j] - mx);
-          sum += pr[j];
-        }
+        const float sum = ExpRow(pr, d, mx, 1.0f);
         sums[r] = sum;
         if (t0 + r < d.T) {
           stat[(t0 + r) * 2] = mx;
@@ -228,6 +272,12 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ff
       for (int64_t r = 0; r < kRows; ++r) {
         const float inv = 1.0f / sums[r];
         for (int64_t h = 0; h < d.Hp; ++h) o[(t0 + r) * d.Hp + h] *= inv;
+        if (pp != nullptr && t0 + r < d.T) {
+          float* dst = pp + ((b * s.N + n) * d.T + t0 + r) * d.S;
+          const float* pr = p + r * d.Sp;
+#pragma omp simd
+          for (int64_t j = 0; j < d.S; ++j) dst[j] = pr[j] * inv;
+        }
       }
     }
     Scatter(o, s, d.T, d.Hp, b, n, 1.0f, op);
@@ -238,7 +288,7 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ff
 
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k,
                     ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> out,
-                    ffi::Buffer<ffi::F32> stats, ffi::Buffer<ffi::F32> d_out, float scale,
+                    ffi::Buffer<ffi::F32> stats, ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> d_out, float scale,
                     ffi::ResultBuffer<ffi::F32> dq, ffi::ResultBuffer<ffi::F32> dk, ffi::ResultBuffer<ffi::F32> dv) {
   if (auto e = CheckShapes(q, k, v, mask); e.failure()) return e;
   const Shape s = ShapeOf(q, k);
@@ -247,6 +297,7 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<f
               *sp = stats.typed_data(), *dop = d_out.typed_data();
   const uint8_t* mp = mask.typed_data();
   float *dqp = dq->typed_data(), *dkp = dk->typed_data(), *dvp = dv->typed_data();
+  const float* pp = probs.element_count() == static_cast<size_t>(s.B * s.N * s.T * s.S) ? probs.typed_data() : nullptr;
   auto pair = [&](int64_t i) {
     const int64_t b = i / s.N, n = i % s.N;
     const int64_t TH = d.Tp * d.Hp, SH = d.Sp * d.Hp;
@@ -266,15 +317,22 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<f
     std::fill(dks, dks + SH, 0.0f);
     std::fill(dvs, dvs + SH, 0.0f);
     for (int64_t t0 = 0; t0 < d.Tp; t0 += kRows) {
-      Logits(qs + t0 * d.Hp, kt, d, p);
-      ApplyMask(m, d, p);
+      if (pp == nullptr) {
+        Logits(qs + t0 * d.Hp, kt, d, p);
+        ApplyMask(m, d, p);
+      }
       float delta[kRows];
       for (int64_t r = 0; r < kRows; ++r) {
         float* pr = p + r * d.Sp;
         const bool real = t0 + r < d.T;
-        const float mx = real ? stat[(t0 + r) * 2] : 0.0f, inv = real ? 1.0f / stat[(t0 + r) * 2 + 1] : 0.0f;
-#pragma omp simd
-        for (int64_t j = 0; j < d.S; ++j) pr[j] = std::exp(pr[j] - mx) * inv;
+        if (pp != nullptr) {
+          const float* src = pp + ((b * s.N + n) * d.T + t0 + r) * d.S;
+          if (real) std::memcpy(pr, src, d.S * sizeof(float));
+          else std::fill(pr, pr + d.S, 0.0f);
+        } else {
+          const float mx = real ? stat[(t0 + r) * 2] : 0.0f, inv = real ? 1.0f / stat[(t0 + r) * 2 + 1] : 0.0f;
+          ExpRow(pr, d, mx, inv);
+        }
         float dl = 0.0f;
         for (int64_t h = 0; h < d.H; ++h) dl += os[(t0 + r) * d.Hp + h] * dos[(t0 + r) * d.Hp + h];
         delta[r] = dl;
@@ -309,6 +367,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DnajaxAttentionForward, Forward,
                                   .Arg<ffi::Buffer<ffi::U8>>()
                                   .Attr<float>("scale")
                                   .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>());
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(DnajaxAttentionBackward, Backward,
@@ -318,6 +377,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DnajaxAttentionBackward, Backward,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()

@@ -15,6 +15,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from dnajax.data import tokens
@@ -101,11 +102,62 @@ class LayerNorm(nnx.Module):
 
   def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
     with jax.named_scope("layer_norm"):
-      x = x_BxLxD.astype(jnp.float32)
-      mean = x.mean(-1, keepdims=True)
-      var = jnp.square(x - mean).mean(-1, keepdims=True)
-      y = (x - mean) * jax.lax.rsqrt(var + 1e-6) * self.scale[...] + self.bias[...]
-      return y.astype(x_BxLxD.dtype)
+      return _layer_norm(x_BxLxD, self.scale[...], self.bias[...])
+
+
+@jax.custom_vjp
+def _layer_norm(x, scale, bias):
+  return _layer_norm_forward(x, scale, bias)[0]
+
+
+def _row_mean(x):
+  """Mean over the last axis as a matrix-vector product: XLA's CPU backend runs it far faster than a reduction
+  over a short minor axis (measured: LayerNorm forward+backward on [4096, 64] 0.59 -> 0.34 ms)."""
+  return (x @ jnp.full((x.shape[-1],), 1.0 / x.shape[-1], x.dtype))[..., None]
+
+
+def _layer_norm_forward(x_in, scale, bias):
+  x = x_in.astype(jnp.float32)
+  mean = _row_mean(x)
+  xc = x - mean
+  rstd = jax.lax.rsqrt(_row_mean(xc * xc) + 1e-6)
+  xhat = xc * rstd
+  return (xhat * scale + bias).astype(x_in.dtype), (xhat, rstd, scale)
+
+
+def _layer_norm_backward(res, dy):
+  xhat, rstd, scale = res
+  dtype, dy = dy.dtype, dy.astype(jnp.float32)  # the output's dtype is the input's
+  g = dy * scale
+  dx = rstd * (g - _row_mean(g) - xhat * _row_mean(g * xhat))
+  dy_RxD, xhat_RxD = dy.reshape(-1, dy.shape[-1]), xhat.reshape(-1, dy.shape[-1])
+  return dx.astype(dtype), (dy_RxD * xhat_RxD).sum(0), dy_RxD.sum(0)
+
+
+_layer_norm.defvjp(_layer_norm_forward, _layer_norm_backward)
+
+
+@jax.custom_vjp
+def gelu(x: jax.Array) -> jax.Array:
+  """GELU, tanh approximation (Hendrycks & Gimpel 2016; `jax.nn.gelu(approximate=True)`, PyTorch's
+  `gelu(approximate="tanh")`), with its derivative written out for the backward: autodiff's chain through tanh ran
+  1.8x slower on XLA's CPU backend ([8192, 512] forward+backward: 3.8 -> 2.1 ms). Any float dtype, same shape."""
+  return jax.nn.gelu(x, approximate=True)
+
+
+def _gelu_forward(x):
+  return gelu(x), x
+
+
+def _gelu_backward(x, dy):
+  c = np.float32(np.sqrt(2 / np.pi))
+  x32 = x.astype(jnp.float32)
+  t = jnp.tanh(c * (x32 + 0.044715 * x32 * x32 * x32))
+  slope = 0.5 * (1 + t) + 0.5 * x32 * (1 - t * t) * c * (1 + 3 * 0.044715 * x32 * x32)
+  return ((dy.astype(jnp.float32) * slope).astype(dy.dtype),)
+
+
+gelu.defvjp(_gelu_forward, _gelu_backward)
 
 
 def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
@@ -117,8 +169,31 @@ def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
     angles_LxH2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
     cos_LxH = jnp.concatenate([jnp.cos(angles_LxH2)] * 2, axis=-1)[None, :, None, :]
     sin_LxH = jnp.concatenate([-jnp.sin(angles_LxH2), jnp.sin(angles_LxH2)], axis=-1)[None, :, None, :]
-    x = x_BxLxNxH.astype(jnp.float32)
-    return (x * cos_LxH + jnp.roll(x, H // 2, axis=-1) * sin_LxH).astype(x_BxLxNxH.dtype)
+    return _rotate(x_BxLxNxH, cos_LxH, sin_LxH)
+
+
+@jax.custom_vjp
+def _rotate(x, cos, sin):
+  H = x.shape[-1]
+  x32 = x.astype(jnp.float32)
+  return (x32 * cos + jnp.roll(x32, H // 2, axis=-1) * sin).astype(x.dtype)
+
+
+def _rotate_forward(x, cos, sin):
+  return _rotate(x, cos, sin), (cos, sin)
+
+
+def _rotate_backward(res, dy):
+  """The inverse rotation, computed in the activations' own layout and fenced: left to itself, XLA's CPU backend
+  fused it into the transposed copy the weight gradient's matmul reads, at a fraction of a copy's speed."""
+  cos, sin = res
+  H = dy.shape[-1]
+  dy32 = dy.astype(jnp.float32)
+  dx = (dy32 * cos + jnp.roll(dy32 * sin, H // 2, axis=-1)).astype(dy.dtype)
+  return jax.lax.optimization_barrier(dx), jnp.zeros_like(cos), jnp.zeros_like(sin)
+
+
+_rotate.defvjp(_rotate_forward, _rotate_backward)
 
 
 class Block(nnx.Module):
@@ -181,7 +256,7 @@ class Block(nnx.Module):
     pre = [h_RxD @ w_DxKxF[:, k] + (lora_in[:, k * cfg.d_ff:(k + 1) * cfg.d_ff] if cfg.lora_rank else 0)
            for k in range(w_DxKxF.shape[1])]
     with jax.named_scope("activation"):
-      u_RxF = jax.nn.silu(pre[0]) * pre[1] if cfg.mlp == "swiglu" else jax.nn.gelu(pre[0])
+      u_RxF = jax.nn.silu(pre[0]) * pre[1] if cfg.mlp == "swiglu" else gelu(pre[0])
     u_BxLxF = _dropout(constrain(u_RxF.reshape(B, L, cfg.d_ff), ("batch", "length", "mlp")), cfg.dropout, keys[1])
     u_RxF = u_BxLxF.reshape(B * L, cfg.d_ff)
     m_RxD = jnp.einsum("rf,fd->rd", u_RxF, self.w_out[...].astype(dt)) + self._adapt("lora_mlp_out", u_RxF)

@@ -116,3 +116,52 @@ def test_hidden_states_of_any_layer():
   np.testing.assert_allclose(m(ids), final @ m.head[...] + m.head_bias[...], atol=1e-5)
   with pytest.raises(ValueError, match="layer 3"):
     m.encode(ids, 3)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_layer_norm_matches_the_textbook_formula_and_its_gradients(dtype):
+  """The LayerNorm's own backward (means as matrix-vector products) against autodiff of the plain formula."""
+  from dnajax.model.encoder import _layer_norm
+  r = np.random.default_rng(0)
+  x = jnp.asarray(r.standard_normal((3, 5, 48)) * 3 + 7, dtype)
+  scale, bias = (jnp.asarray(r.standard_normal(48), jnp.float32) for _ in range(2))
+  w = jnp.asarray(r.standard_normal((3, 5, 48)), jnp.float32)
+
+  def plain(x, scale, bias):
+    x32 = x.astype(jnp.float32)
+    mean = x32.mean(-1, keepdims=True)
+    var = jnp.square(x32 - mean).mean(-1, keepdims=True)
+    return ((x32 - mean) * jax.lax.rsqrt(var + 1e-6) * scale + bias).astype(x.dtype)
+
+  tol = 1e-5 if dtype == jnp.float32 else 2e-2
+  got, want = _layer_norm(x, scale, bias), plain(x, scale, bias)
+  assert got.dtype == dtype
+  np.testing.assert_allclose(got.astype(jnp.float32), want.astype(jnp.float32), rtol=tol, atol=tol)
+  loss = lambda f: lambda *a: (f(*a).astype(jnp.float32) * w).sum()
+  for g, g_ref in zip(jax.grad(loss(_layer_norm), argnums=(0, 1, 2))(x, scale, bias),
+                      jax.grad(loss(plain), argnums=(0, 1, 2))(x, scale, bias)):
+    assert g.dtype == g_ref.dtype
+    np.testing.assert_allclose(np.asarray(g, np.float32), np.asarray(g_ref, np.float32), rtol=tol,
+                               atol=tol * float(jnp.abs(g_ref.astype(jnp.float32)).max()))
+
+
+def test_gelu_and_rope_gradients_match_autodiff():
+  """The written-out backward passes of GELU (tanh) and RoPE against autodiff of the same forward."""
+  from dnajax.model.encoder import gelu, rope
+  r = np.random.default_rng(1)
+  x = jnp.asarray(r.standard_normal((2, 9, 3, 8)) * 2, jnp.float32)
+  w = jnp.asarray(r.standard_normal(x.shape), jnp.float32)
+  g = jax.grad(lambda x: (gelu(x) * w).sum())(x)
+  np.testing.assert_allclose(g, jax.grad(lambda x: (jax.nn.gelu(x, approximate=True) * w).sum())(x), rtol=1e-4,
+                             atol=1e-5)
+
+  def plain_rope(x):
+    H = x.shape[-1]
+    ang = jnp.arange(x.shape[1], dtype=jnp.float32)[:, None] * 10000.0 ** (-jnp.arange(0, H, 2) / H)[None, :]
+    x1, x2 = x[..., :H // 2], x[..., H // 2:]
+    c, s = jnp.cos(ang)[None, :, None, :], jnp.sin(ang)[None, :, None, :]
+    return jnp.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], axis=-1)
+
+  np.testing.assert_allclose(rope(x, 10000.0), plain_rope(x), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(jax.grad(lambda x: (rope(x, 10000.0) * w).sum())(x),
+                             jax.grad(lambda x: (plain_rope(x) * w).sum())(x), rtol=1e-5, atol=1e-5)
