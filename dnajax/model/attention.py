@@ -53,17 +53,41 @@ def resolve(implementation: str, key_length: int, dtype) -> str:
   return "xla"
 
 
+def rope_tables(length: int, head_dim: int, base: float) -> tuple[jax.Array, jax.Array]:
+  """Rotary position embedding tables (Su et al. 2021, rotate-half form): cos and signed sin, float32
+  [length, head_dim], such that rope(x)[t] = x[t] * cos[t] + roll(x[t], head_dim // 2) * sin[t]."""
+  inv_freq = base ** (-jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim)
+  angles_LxH2 = jnp.arange(length, dtype=jnp.float32)[:, None] * inv_freq[None, :]
+  cos_LxH = jnp.concatenate([jnp.cos(angles_LxH2)] * 2, axis=-1)
+  sin_LxH = jnp.concatenate([-jnp.sin(angles_LxH2), jnp.sin(angles_LxH2)], axis=-1)
+  return cos_LxH, sin_LxH
+
+
+def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
+  """Rotary position embedding (rotate-half form) over the last axis of [B, L, N, H] (H even), any float dtype
+  (rotated in float32, returned in the input's): x * cos + rotate_half(x) * sin, with rotate_half written as a
+  roll and a sign folded into sin (slices and a concatenate ran 4x slower on CPU)."""
+  L, H = x_BxLxNxH.shape[1], x_BxLxNxH.shape[-1]
+  with jax.named_scope("rope"):
+    cos_LxH, sin_LxH = rope_tables(L, H, base)
+    x = x_BxLxNxH.astype(jnp.float32)
+    return (x * cos_LxH[:, None, :] + jnp.roll(x, H // 2, axis=-1) * sin_LxH[:, None, :]).astype(x_BxLxNxH.dtype)
+
+
 def attend(q_BxTxNxH: jax.Array, k_BxSxNxH: jax.Array, v_BxSxNxH: jax.Array, mask_BxS: jax.Array,
-           implementation: str = "xla") -> jax.Array:
+           implementation: str = "xla", rope_base: float | None = None) -> jax.Array:
   """Scaled dot-product attention (Vaswani et al. 2017) of queries [B, T, N, H] over keys and values [B, S, N, H]
   (any float dtype; the softmax runs in float32 where the implementation allows), keys masked where `mask_BxS`
-  (bool [B, S]) is False. Returns [B, T, N, H] in the dtype of v. Raises ValueError for an unknown implementation
-  (and `cudnn` off a GPU fails in JAX)."""
+  (bool [B, S]) is False; with `rope_base`, queries and keys are first rotated by `rope` (inside the kernel for
+  `fused`). Returns [B, T, N, H] in the dtype of v. Raises ValueError for an unknown implementation (and `cudnn`
+  off a GPU fails in JAX)."""
   implementation = resolve(implementation, k_BxSxNxH.shape[1], q_BxTxNxH.dtype)
+  if implementation == "fused":
+    return fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS, rope_base)
+  if rope_base is not None:
+    q_BxTxNxH, k_BxSxNxH = rope(q_BxTxNxH, rope_base), rope(k_BxSxNxH, rope_base)
   if implementation == "flash":
     return flash_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS)
-  if implementation == "fused":
-    return fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS)
   if implementation == "cudnn":  # cuDNN takes padding as sequence lengths (keys are real up to the first PAD)
     lengths = mask_BxS.sum(-1).astype(jnp.int32)
     return jax.nn.dot_product_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, query_seq_lengths=lengths,
@@ -198,38 +222,46 @@ def flash_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS, block: int = 256)
 # Keeping them saves about a fifth of the kernel's time (measured at B32 T256 N4 H32: 42 -> 34 ms per layer).
 FUSED_SAVED_PROBS_BYTES = 64 * 2**20
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _fused(q, k, v, mask_u8, scale):
-  return _fused_forward(q, k, v, mask_u8, scale)[0]
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
+def _fused(q, k, v, mask_u8, scale, rope_base):
+  return _fused_forward(q, k, v, mask_u8, scale, rope_base)[0]
 
 
-def _fused_forward(q, k, v, mask_u8, scale):
+def _fused_tables(q, k, rope_base):
+  if rope_base is None:
+    return jnp.zeros((0,), jnp.float32), jnp.zeros((0,), jnp.float32)
+  return rope_tables(max(q.shape[1], k.shape[1]), q.shape[-1], rope_base)
+
+
+def _fused_forward(q, k, v, mask_u8, scale, rope_base):
   B, T, N, _ = q.shape
   S = k.shape[1]
   probs_shape = (B, N, T, S) if B * N * T * S * 4 <= FUSED_SAVED_PROBS_BYTES else (0,)
   out, stats, probs = jax.ffi.ffi_call(
       native.FORWARD, (jax.ShapeDtypeStruct(q.shape, jnp.float32), jax.ShapeDtypeStruct((B, N, T, 2), jnp.float32),
                        jax.ShapeDtypeStruct(probs_shape, jnp.float32)),
-      vmap_method="sequential")(q, k, v, mask_u8, scale=np.float32(scale))
+      vmap_method="sequential")(q, k, v, mask_u8, *_fused_tables(q, k, rope_base), scale=np.float32(scale))
   return out, (q, k, v, mask_u8, out, stats, probs)
 
 
-def _fused_backward(scale, res, d_out):
+def _fused_backward(scale, rope_base, res, d_out):
   q, k, v, mask_u8, out, stats, probs = res
   grads = jax.ffi.ffi_call(native.BACKWARD, tuple(jax.ShapeDtypeStruct(a.shape, jnp.float32) for a in (q, k, v)),
-                           vmap_method="sequential")(q, k, v, mask_u8, out, stats, probs, d_out.astype(jnp.float32),
-                                                     scale=np.float32(scale))
+                           vmap_method="sequential")(q, k, v, mask_u8, *_fused_tables(q, k, rope_base), out, stats,
+                                                     probs, d_out.astype(jnp.float32), scale=np.float32(scale))
   return (*grads, None)
 
 
 _fused.defvjp(_fused_forward, _fused_backward)
 
 
-def fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS):
+def fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS, rope_base: float | None = None):
   """Attention through dnajax's fused C++ kernel for the CPU (`dnajax/model/cpu_attention.cc`, built on first use
-  by `dnajax.model.native`): float32 inside, same result as `attend(..., "einsum")` to float32 rounding, memory
-  linear in the length (the forward keeps the output and two softmax statistics per query). Raises UserError where
-  the kernel cannot be built (`native.unavailable_reason()` says why)."""
+  by `dnajax.model.native`), with the rotary embedding of q and k (`rope`) applied inside where `rope_base` is
+  given: float32 inside, same result as `attend(..., "einsum", rope_base)` to float32 rounding. Memory: the
+  forward keeps the probabilities for the backward up to FUSED_SAVED_PROBS_BYTES, else two softmax statistics per
+  query (linear in the length). Raises UserError where the kernel cannot be built (`native.unavailable_reason()`
+  says why)."""
   if not native.available():
     raise UserError(f"model.attention=fused: the CPU kernel could not be built ({native.unavailable_reason()}); "
                     "use model.attention=auto, or install a C++ compiler (set CXX)")
@@ -237,6 +269,6 @@ def fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS):
   q, k, v = (a.astype(jnp.float32) for a in (q_BxTxNxH, k_BxSxNxH, v_BxSxNxH))
   scale = q.shape[-1] ** -0.5
   rows = ("batch", None, "heads", None)  # independent per batch row and head: each device runs its own block
-  kernel = sharding.per_shard(lambda q, k, v, m: _fused(q, k, v, m, scale), (rows, rows, rows, ("batch", None)),
-                              rows)
+  kernel = sharding.per_shard(lambda q, k, v, m: _fused(q, k, v, m, scale, rope_base),
+                              (rows, rows, rows, ("batch", None)), rows)
   return kernel(q, k, v, mask_BxS.astype(jnp.uint8)).astype(dtype)

@@ -141,6 +141,37 @@ inline void Scatter(const float* src, const Shape& s, int64_t L, int64_t Hp, int
   }
 }
 
+// Rotary position embedding (rotate-half form, as dnajax.model.attention.rope) of rows [L][Hp] in place:
+// x[t][h] <- x[t][h] cos[t][h] + x[t][(h - H/2) mod H] sin[t][h], with cos/sin [>= L][H] (sin signed, as there).
+inline void Rotate(float* x, int64_t L, int64_t H, int64_t Hp, const float* cos, const float* sin) {
+  const int64_t half = H / 2;
+  float tmp[1024];
+  for (int64_t t = 0; t < L; ++t) {
+    float* row = x + t * Hp;
+    const float *c = cos + t * H, *sn = sin + t * H;
+    std::memcpy(tmp, row, H * sizeof(float));
+#pragma omp simd
+    for (int64_t h = 0; h < half; ++h) row[h] = tmp[h] * c[h] + tmp[h + half] * sn[h];
+#pragma omp simd
+    for (int64_t h = half; h < H; ++h) row[h] = tmp[h] * c[h] + tmp[h - half] * sn[h];
+  }
+}
+
+// The rotation's transpose, for gradients: dx[t][g] = dy[t][g] cos[t][g] + dy[t][g'] sin[t][g'], g' = (g + H/2) % H.
+inline void RotateBack(float* x, int64_t L, int64_t H, int64_t Hp, const float* cos, const float* sin) {
+  const int64_t half = H / 2;
+  float tmp[1024];
+  for (int64_t t = 0; t < L; ++t) {
+    float* row = x + t * Hp;
+    const float *c = cos + t * H, *sn = sin + t * H;
+    std::memcpy(tmp, row, H * sizeof(float));
+#pragma omp simd
+    for (int64_t g = 0; g < half; ++g) row[g] = tmp[g] * c[g] + tmp[g + half] * sn[g + half];
+#pragma omp simd
+    for (int64_t g = half; g < H; ++g) row[g] = tmp[g] * c[g] + tmp[g - half] * sn[g - half];
+  }
+}
+
 // dst[h][j] = src[j][h] for src [Lp][Hp], dst [Hp][Lp].
 inline void Transpose(const float* src, int64_t Lp, int64_t Hp, float* dst) {
   for (int64_t j = 0; j < Lp; ++j)
@@ -224,16 +255,35 @@ ffi::Error CheckShapes(ffi::Buffer<ffi::F32>& q, ffi::Buffer<ffi::F32>& k, ffi::
       kd[3] != qd[3] || vd[0] != kd[0] || vd[1] != kd[1] || vd[2] != kd[2] || vd[3] != kd[3] || md[0] != qd[0] ||
       md[1] != kd[1])
     return ffi::Error::InvalidArgument("dnajax fused attention: expected q [B,T,N,H], k/v [B,S,N,H], mask [B,S]");
+  if (qd[3] > 1024) return ffi::Error::InvalidArgument("dnajax fused attention: head dim above 1024");
   return ffi::Error::Success();
+}
+
+// Rotary tables cos/sin [L, H] with L >= max(T, S), or empty (no rotation). Returns false for other shapes.
+bool RopeTables(ffi::Buffer<ffi::F32>& cos, ffi::Buffer<ffi::F32>& sin, const Shape& s, const float** c,
+                const float** sn) {
+  *c = *sn = nullptr;
+  if (cos.element_count() == 0 && sin.element_count() == 0) return true;
+  auto cd = cos.dimensions(), sd = sin.dimensions();
+  if (cd.size() != 2 || sd.size() != 2 || cd[0] != sd[0] || cd[1] != s.H || sd[1] != s.H || cd[0] < s.T ||
+      cd[0] < s.S || s.H % 2)
+    return false;
+  *c = cos.typed_data();
+  *sn = sin.typed_data();
+  return true;
 }
 
 // Softmax statistics per query: the row max and the sum of exp(logit - max) over keys. Stored as two numbers,
 // not their log-sum-exp: a fully masked row's max is -1e9, where adding log(sum) would be lost to rounding.
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k, ffi::Buffer<ffi::F32> v,
-                   ffi::Buffer<ffi::U8> mask, float scale, ffi::ResultBuffer<ffi::F32> out,
-                   ffi::ResultBuffer<ffi::F32> stats, ffi::ResultBuffer<ffi::F32> probs) {
+                   ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> cos, ffi::Buffer<ffi::F32> sin, float scale,
+                   ffi::ResultBuffer<ffi::F32> out, ffi::ResultBuffer<ffi::F32> stats,
+                   ffi::ResultBuffer<ffi::F32> probs) {
   if (auto e = CheckShapes(q, k, v, mask); e.failure()) return e;
   const Shape s = ShapeOf(q, k);
+  const float *rc, *rs;
+  if (!RopeTables(cos, sin, s, &rc, &rs))
+    return ffi::Error::InvalidArgument("dnajax fused attention: rotary tables must be [L >= T, S; H] (H even)");
   const Dims d = DimsOf(s);
   const float *qp = q.typed_data(), *kp = k.typed_data(), *vp = v.typed_data();
   const uint8_t* mp = mask.typed_data();
@@ -247,6 +297,10 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ff
     float *o = qs + d.Tp * d.Hp, *kt = o + d.Tp * d.Hp, *vs = kt + d.Sp * d.Hp, *p = vs + d.Sp * d.Hp;
     Gather(qp, s, d.T, d.Tp, d.Hp, b, n, scale, qs);
     Gather(kp, s, d.S, d.Sp, d.Hp, b, n, 1.0f, vs);  // k rows, transposed next
+    if (rc != nullptr) {
+      Rotate(qs, d.T, d.H, d.Hp, rc, rs);
+      Rotate(vs, d.S, d.H, d.Hp, rc, rs);
+    }
     Transpose(vs, d.Sp, d.Hp, kt);
     Gather(vp, s, d.S, d.Sp, d.Hp, b, n, 1.0f, vs);
     const uint8_t* m = mp + b * d.S;
@@ -287,11 +341,15 @@ ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ff
 }
 
 ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<ffi::F32> k,
-                    ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> out,
+                    ffi::Buffer<ffi::F32> v, ffi::Buffer<ffi::U8> mask, ffi::Buffer<ffi::F32> cos,
+                    ffi::Buffer<ffi::F32> sin, ffi::Buffer<ffi::F32> out,
                     ffi::Buffer<ffi::F32> stats, ffi::Buffer<ffi::F32> probs, ffi::Buffer<ffi::F32> d_out, float scale,
                     ffi::ResultBuffer<ffi::F32> dq, ffi::ResultBuffer<ffi::F32> dk, ffi::ResultBuffer<ffi::F32> dv) {
   if (auto e = CheckShapes(q, k, v, mask); e.failure()) return e;
   const Shape s = ShapeOf(q, k);
+  const float *rc, *rs;
+  if (!RopeTables(cos, sin, s, &rc, &rs))
+    return ffi::Error::InvalidArgument("dnajax fused attention: rotary tables must be [L >= T, S; H] (H even)");
   const Dims d = DimsOf(s);
   const float *qp = q.typed_data(), *kp = k.typed_data(), *vp = v.typed_data(), *op = out.typed_data(),
               *sp = stats.typed_data(), *dop = d_out.typed_data();
@@ -308,6 +366,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<f
     Gather(dop, s, d.T, d.Tp, d.Hp, b, n, 1.0f, dos);
     Gather(op, s, d.T, d.Tp, d.Hp, b, n, 1.0f, os);
     Gather(kp, s, d.S, d.Sp, d.Hp, b, n, 1.0f, ks);
+    if (rc != nullptr) {
+      Rotate(qs, d.T, d.H, d.Hp, rc, rs);
+      Rotate(ks, d.S, d.H, d.Hp, rc, rs);
+    }
     Transpose(ks, d.Sp, d.Hp, kt);
     Gather(vp, s, d.S, d.Sp, d.Hp, b, n, 1.0f, vs);
     Transpose(vs, d.Sp, d.Hp, vt);
@@ -348,6 +410,10 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> q, ffi::Buffer<f
       RowsTimes(dp, ks, d, dqs + t0 * d.Hp);          // dQ = dS K (times scale at the end)
       TransposedTimes(dp, qs + t0 * d.Hp, d, dks);    // dK = dS^T (scale q)
     }
+    if (rc != nullptr) {  // gradients of the rotated q, k -> of the inputs
+      RotateBack(dqs, d.T, d.H, d.Hp, rc, rs);
+      RotateBack(dks, d.S, d.H, d.Hp, rc, rs);
+    }
     Scatter(dqs, s, d.T, d.Hp, b, n, scale, dqp);
     Scatter(dks, s, d.S, d.Hp, b, n, 1.0f, dkp);
     Scatter(dvs, s, d.S, d.Hp, b, n, 1.0f, dvp);
@@ -365,6 +431,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DnajaxAttentionForward, Forward,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Attr<float>("scale")
                                   .Ret<ffi::Buffer<ffi::F32>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -377,6 +445,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(DnajaxAttentionBackward, Backward,
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::U8>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
+                                  .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()
                                   .Arg<ffi::Buffer<ffi::F32>>()

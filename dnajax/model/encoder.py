@@ -160,42 +160,6 @@ def _gelu_backward(x, dy):
 gelu.defvjp(_gelu_forward, _gelu_backward)
 
 
-def rope(x_BxLxNxH: jax.Array, base: float) -> jax.Array:
-  """Rotary position embedding (rotate-half form) over the last axis: x * cos + rotate_half(x) * sin, with
-  rotate_half written as a roll and a sign folded into sin (slices and a concatenate ran 4x slower on CPU)."""
-  L, H = x_BxLxNxH.shape[1], x_BxLxNxH.shape[-1]
-  with jax.named_scope("rope"):
-    inv_freq = base ** (-jnp.arange(0, H, 2, dtype=jnp.float32) / H)
-    angles_LxH2 = jnp.arange(L, dtype=jnp.float32)[:, None] * inv_freq[None, :]
-    cos_LxH = jnp.concatenate([jnp.cos(angles_LxH2)] * 2, axis=-1)[None, :, None, :]
-    sin_LxH = jnp.concatenate([-jnp.sin(angles_LxH2), jnp.sin(angles_LxH2)], axis=-1)[None, :, None, :]
-    return _rotate(x_BxLxNxH, cos_LxH, sin_LxH)
-
-
-@jax.custom_vjp
-def _rotate(x, cos, sin):
-  H = x.shape[-1]
-  x32 = x.astype(jnp.float32)
-  return (x32 * cos + jnp.roll(x32, H // 2, axis=-1) * sin).astype(x.dtype)
-
-
-def _rotate_forward(x, cos, sin):
-  return _rotate(x, cos, sin), (cos, sin)
-
-
-def _rotate_backward(res, dy):
-  """The inverse rotation, computed in the activations' own layout and fenced: left to itself, XLA's CPU backend
-  fused it into the transposed copy the weight gradient's matmul reads, at a fraction of a copy's speed."""
-  cos, sin = res
-  H = dy.shape[-1]
-  dy32 = dy.astype(jnp.float32)
-  dx = (dy32 * cos + jnp.roll(dy32 * sin, H // 2, axis=-1)).astype(dy.dtype)
-  return jax.lax.optimization_barrier(dx), jnp.zeros_like(cos), jnp.zeros_like(sin)
-
-
-_rotate.defvjp(_rotate_forward, _rotate_backward)
-
-
 class Block(nnx.Module):
   """One pre-LayerNorm transformer block: x + attention(LN(x)), then x + MLP(LN(x)) (GELU or SwiGLU, Shazeer
   2020). `__call__(x float[B, L, D], mask bool[B, L], key) -> float[B, L, D]`; dropout only with a key."""
@@ -242,10 +206,9 @@ class Block(nnx.Module):
                    + (lora_Rx3xNxH[:, i] if cfg.lora_rank else 0)).reshape(B, L, N, H),
                   ("batch", "length", "heads", None))
         for i in range(3))
-    if cfg.pos_encoding == "rope":
-      q_BxLxNxH, k_BxLxNxH = rope(q_BxLxNxH, cfg.rope_base), rope(k_BxLxNxH, cfg.rope_base)
     with jax.named_scope("attention"):  # named scopes label the ops in profiles (docs/verbs/bench.md)
-      a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention)
+      a_BxLxNxH = attention.attend(q_BxLxNxH, k_BxLxNxH, v_BxLxNxH, mask_BxL, cfg.attention,
+                                   rope_base=cfg.rope_base if cfg.pos_encoding == "rope" else None)
     a_RxNxH = a_BxLxNxH.reshape(B * L, N, H)
     a_RxD = jnp.einsum("rnh,nhd->rd", a_RxNxH, self.out[...].astype(dt)) + self._adapt("lora_out",
                                                                                          a_RxNxH.reshape(B * L, N * H))

@@ -72,6 +72,21 @@ def test_fused_keeps_probabilities_only_below_a_size_and_is_deterministic(monkey
 
 
 @needs_native
+@pytest.mark.parametrize("shape,lengths", [((2, 37, 3, 16), (37, 20)), ((1, 130, 2, 32), (0,))])
+def test_fused_applies_rope_inside(shape, lengths):
+  """With rope_base the kernel rotates q and k itself (and its backward rotates their gradients back): the same
+  outputs and gradients as rotating first and attending with einsum."""
+  q, k, v, mask = _inputs(*shape, lengths)
+  w = jnp.asarray(np.random.default_rng(3).standard_normal(shape), jnp.float32)
+  loss = lambda impl: lambda q, k, v: (attention.attend(q, k, v, mask, impl, rope_base=500.0) * w).sum()
+  np.testing.assert_allclose(attention.attend(q, k, v, mask, "fused", rope_base=500.0),
+                             attention.attend(q, k, v, mask, "einsum", rope_base=500.0), rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.grad(loss("fused"), argnums=(0, 1, 2))(q, k, v),
+                  jax.grad(loss("einsum"), argnums=(0, 1, 2))(q, k, v)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-5 * float(jnp.abs(b).max()))
+
+
+@needs_native
 def test_fused_in_bfloat16_and_under_vmap():
   q, k, v, mask = _inputs(2, 24, 2, 8, (24, 5))
   ref = attention.attend(q, k, v, mask, "einsum")
