@@ -262,9 +262,12 @@ def fused_attention(q_BxTxNxH, k_BxSxNxH, v_BxSxNxH, mask_BxS, rope_base: float 
   forward keeps the probabilities for the backward up to FUSED_SAVED_PROBS_BYTES, else two softmax statistics per
   query (linear in the length). Raises UserError where the kernel cannot be built (`native.unavailable_reason()`
   says why)."""
+  if jax.default_backend() != "cpu":
+    raise UserError(f"model.attention=fused runs on the CPU only (this is {jax.default_backend()}); "
+                    "use model.attention=auto")
   if not native.available():
-    raise UserError(f"model.attention=fused: the CPU kernel could not be built ({native.unavailable_reason()}); "
-                    "use model.attention=auto, or install a C++ compiler (set CXX)")
+    raise UserError(f"model.attention=fused: the CPU kernel is unavailable ({native.unavailable_reason()}); "
+                    "fix that, or use model.attention=auto")
   dtype = q_BxTxNxH.dtype
   q, k, v = (a.astype(jnp.float32) for a in (q_BxTxNxH, k_BxSxNxH, v_BxSxNxH))
   scale = q.shape[-1] ** -0.5

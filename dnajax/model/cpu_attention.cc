@@ -145,7 +145,9 @@ inline void Scatter(const float* src, const Shape& s, int64_t L, int64_t Hp, int
 // x[t][h] <- x[t][h] cos[t][h] + x[t][(h - H/2) mod H] sin[t][h], with cos/sin [>= L][H] (sin signed, as there).
 inline void Rotate(float* x, int64_t L, int64_t H, int64_t Hp, const float* cos, const float* sin) {
   const int64_t half = H / 2;
-  float tmp[1024];
+  thread_local std::vector<float> buffer;
+  buffer.resize(H);
+  float* tmp = buffer.data();
   for (int64_t t = 0; t < L; ++t) {
     float* row = x + t * Hp;
     const float *c = cos + t * H, *sn = sin + t * H;
@@ -160,7 +162,9 @@ inline void Rotate(float* x, int64_t L, int64_t H, int64_t Hp, const float* cos,
 // The rotation's transpose, for gradients: dx[t][g] = dy[t][g] cos[t][g] + dy[t][g'] sin[t][g'], g' = (g + H/2) % H.
 inline void RotateBack(float* x, int64_t L, int64_t H, int64_t Hp, const float* cos, const float* sin) {
   const int64_t half = H / 2;
-  float tmp[1024];
+  thread_local std::vector<float> buffer;
+  buffer.resize(H);
+  float* tmp = buffer.data();
   for (int64_t t = 0; t < L; ++t) {
     float* row = x + t * Hp;
     const float *c = cos + t * H, *sn = sin + t * H;
@@ -255,7 +259,6 @@ ffi::Error CheckShapes(ffi::Buffer<ffi::F32>& q, ffi::Buffer<ffi::F32>& k, ffi::
       kd[3] != qd[3] || vd[0] != kd[0] || vd[1] != kd[1] || vd[2] != kd[2] || vd[3] != kd[3] || md[0] != qd[0] ||
       md[1] != kd[1])
     return ffi::Error::InvalidArgument("dnajax fused attention: expected q [B,T,N,H], k/v [B,S,N,H], mask [B,S]");
-  if (qd[3] > 1024) return ffi::Error::InvalidArgument("dnajax fused attention: head dim above 1024");
   return ffi::Error::Success();
 }
 

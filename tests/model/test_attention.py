@@ -1,6 +1,7 @@
 """Every attention implementation against the plain einsum reference: outputs and q/k/v gradients."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -97,25 +98,81 @@ def test_fused_in_bfloat16_and_under_vmap():
   np.testing.assert_allclose(batched[1], attention.attend(2 * q, k, v, mask, "einsum"), rtol=1e-5, atol=1e-5)
 
 
+@needs_native
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86-64 baseline build")
+def test_fused_built_for_a_baseline_cpu_matches_the_reference(tmp_path):
+  """The kernel built with -march=x86-64 (SSE2: 4-float vectors instead of this CPU's 8 or 16) gives the same
+  outputs and gradients, RoPE and masks included."""
+  code = ("import jax, jax.numpy as jnp, numpy as np\n"
+          "from dnajax.model import attention, native\n"
+          "r = np.random.default_rng(0)\n"
+          "q, k, v = (jnp.asarray(r.standard_normal((2, 21, 3, 8)), jnp.float32) for _ in range(3))\n"
+          "mask = jnp.asarray(np.arange(21)[None] < np.array([[21], [9]]))\n"
+          "f = lambda impl: lambda q, k, v: (attention.attend(q, k, v, mask, impl, rope_base=100.0) ** 2).sum()\n"
+          "a, b = (jax.value_and_grad(f(i), argnums=(0, 1, 2))(q, k, v) for i in ('fused', 'einsum'))\n"
+          "print(native.available(), max(float(jnp.abs(x - y).max()) for x, y in zip(jax.tree.leaves(a), "
+          "jax.tree.leaves(b))))\n")
+  env = dict(os.environ, DNAJAX_NATIVE_MARCH="x86-64", DNAJAX_CACHE_DIR=str(tmp_path))
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+  built, err = out.split()
+  assert built == "True" and float(err) < 1e-4
+  assert len(list(tmp_path.glob("cpu_attention-*.so"))) == 1
+
+
 def test_auto_picks_fused_on_cpu_where_it_builds(monkeypatch):
   monkeypatch.setattr(native, "available", lambda: True)
   assert attention.resolve("auto", 128, jnp.float32) == "fused" == attention.resolve("auto", 512, jnp.bfloat16)
   assert attention.resolve("einsum", 128, jnp.float32) == "einsum"
 
 
-def test_without_a_compiler_auto_keeps_the_xla_kernels_and_fused_says_why(tmp_path):
-  """A machine without a working C++ compiler: `auto` falls back to einsum/flash, `fused` is refused in one line."""
-  code = ("from dnajax.model import attention, native; import jax.numpy as jnp; import numpy as np\n"
+_PROBE = ("from dnajax.model import attention, native; import jax.numpy as jnp\n"
           "from dnajax.errors import UserError\n"
           "print(native.available(), attention.resolve('auto', 128, jnp.float32))\n"
-          "try:\n  attention.fused_attention(*(jnp.ones((1, 4, 1, 8)),) * 3, jnp.ones((1, 4), bool))\n"
+          "ones = jnp.ones((1, 4, 1, 8))\n"
+          "try:\n  print(float(attention.fused_attention(ones, ones, ones, jnp.ones((1, 4), bool)).sum()))\n"
           "except UserError as e:\n  print(e)\n")
-  env = dict(os.environ, CXX=str(tmp_path / "no-such-compiler"), PATH=str(tmp_path), DNAJAX_CACHE_DIR=str(tmp_path))
-  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
-  first, message = out.splitlines()
+
+
+def _probe(env_changes):
+  env = dict(os.environ, **env_changes)
+  if "CXX" not in env_changes:
+    env.pop("CXX", None)
+  done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=True)
+  return done.stdout.splitlines(), done.stderr
+
+
+@pytest.mark.parametrize("env, reason", [({"CXX": "no-such-compiler"}, "CXX=no-such-compiler is not an executable"),
+                                         ({"PATH": ""}, "no C++ compiler found"),
+                                         ({"DNAJAX_NATIVE": "0"}, "turned off by DNAJAX_NATIVE=0")])
+def test_without_the_kernel_auto_keeps_the_xla_kernels_and_fused_says_why(tmp_path, env, reason):
+  """No compiler, a bad CXX, or DNAJAX_NATIVE=0: `auto` falls back to einsum/flash (with a warning naming the
+  reason), `fused` is refused in one line, nothing is written to the cache."""
+  env = {**env, "DNAJAX_CACHE_DIR": str(tmp_path)}
+  if env.get("PATH") == "":
+    env["PATH"] = str(tmp_path)
+  (first, message), stderr = _probe(env)
   assert first == "False einsum"
-  assert message.startswith("model.attention=fused: the CPU kernel could not be built (no C++ compiler")
-  assert not list(tmp_path.glob("*.so"))
+  assert message.startswith(f"model.attention=fused: the CPU kernel is unavailable ({reason}")
+  assert message.endswith("use model.attention=auto")
+  assert not list(tmp_path.iterdir())
+  if "DNAJAX_NATIVE" not in env:
+    assert "fused CPU attention kernel is unavailable" in stderr
+
+
+@needs_native
+def test_a_damaged_cached_kernel_is_rebuilt_not_loaded(tmp_path):
+  """A truncated library in the cache (loading one can kill the process) no longer matches its .sha256 stamp, so
+  it is rebuilt; so is one whose stamp is missing."""
+  (first, value), _ = _probe({"DNAJAX_CACHE_DIR": str(tmp_path)})
+  assert first == "True fused" and float(value) == 32.0
+  lib = next(tmp_path.glob("cpu_attention-*.so"))
+  good = lib.read_bytes()
+  lib.write_bytes(good[:len(good) // 3])
+  (first, value), _ = _probe({"DNAJAX_CACHE_DIR": str(tmp_path)})
+  assert first == "True fused" and float(value) == 32.0 and len(lib.read_bytes()) > len(good) // 3
+  lib.with_name(lib.name + ".sha256").unlink()
+  (first, _), _ = _probe({"DNAJAX_CACHE_DIR": str(tmp_path)})
+  assert first == "True fused" and lib.with_name(lib.name + ".sha256").exists()
 
 
 @pytest.mark.parametrize("extensions, length", [(["avx2", "fma", "avx512f", "avx512bw"], 512), (["avx2", "fma"], 256),
