@@ -2,11 +2,12 @@
 //
 // FlashAttention's algorithm (Dao et al. 2022; the backward as in FlashAttention-2, Dao 2023) for short sequences
 // on a CPU: one (batch, head) pair at a time, a block of query rows against every key, so a block's logits and
-// probabilities stay in L1/L2 and never go to memory. The forward saves only the output and the log-sum-exp per
-// query; the backward recomputes the probabilities from them. Pairs are spread over XLA's intra-op thread pool.
+// probabilities stay in L1/L2. The forward saves the output, the softmax (max, sum) per query and, when the
+// caller passes a buffer for them, the probabilities; the backward reads those, or recomputes them from the
+// statistics. Pairs are spread over XLA's intra-op thread pool.
 //
 // Layout: q [B, T, N, H], k and v [B, S, N, H], key mask [B, S] (uint8, 1 = real key), all float32 and
-// row-major; scale multiplies q.k. A masked key's logit is -1e9 (not -inf), exactly as dnajax's einsum
+// row-major; rotary tables cos/sin [L, H] or empty (no RoPE); scale multiplies q.k. A masked key's logit is -1e9 (not -inf), exactly as dnajax's einsum
 // reference, so a query whose keys are all masked averages every value, as there.
 // Built by dnajax/model/native.py with the host compiler (-O3 -march=native); XLA FFI headers from jaxlib.
 
