@@ -21,9 +21,12 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/dnajax train --config $(CONFIG) --workdir $(WORKDIR) $(ARGS)
 
+# One pytest-xdist worker per logical CPU; the tests marked slow are handed out first, one at a time (conftest.py).
+# TEST_WORKERS=0 runs the suite in this process.
+TEST_WORKERS ?= logical
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --durations=15 tests $(ARGS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist load --maxschedchunk 1 --durations=15 tests $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -15,6 +15,17 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
   os.environ.update(JAX_COMPILATION_CACHE_DIR=_CACHE, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
   atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
+# `make test` runs one worker per CPU (pytest-xdist). OpenMP threads (scikit-learn's boosted trees) that spin while
+# they wait slow the other worker down several-fold; passive waiting changes no result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def pytest_collection_modifyitems(items):
+  """The tests marked slow (tens of seconds each) run first, so that under `make test`'s workers the long ones start
+  early and the short ones fill in at the end; the order within each group is kept."""
+  items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
 

@@ -21,6 +21,7 @@ Letters: N sequences, P positions, D d_model, C components, F input columns, K o
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import pickle
@@ -114,6 +115,22 @@ def staged_outputs(model, task: str, x_NxF: np.ndarray):
   else:
     for p in model.staged_predict(x_NxF):
       yield p.astype(np.float32)[:, None]
+
+
+def first_iterations(model, iterations: int, task: str, x_NxF: np.ndarray, want_NxK: np.ndarray):
+  """The fitted `model` cut to its first `iterations` boosting iterations, or None where that cannot be done.
+
+  Without subsampling or early stopping (make_model), the first k trees of a fit are the trees a fit with
+  max_iter=k grows, so cutting equals fitting again at a fraction of the time. It reads scikit-learn's per-iteration
+  tree list (`_predictors`); the cut model's outputs on `x_NxF` must equal `want_NxK` (the staged outputs after
+  `iterations`, float32[N, K]), else None and the caller fits again."""
+  trees_per_iteration = getattr(model, "_predictors", None)
+  if not isinstance(trees_per_iteration, list) or len(trees_per_iteration) < iterations:
+    return None
+  cut = copy.copy(model)
+  cut._predictors = trees_per_iteration[:iterations]
+  cut.set_params(max_iter=int(iterations))
+  return cut if np.array_equal(model_outputs(cut, task, x_NxF), want_NxK) else None
 
 
 class TreesPredictor:

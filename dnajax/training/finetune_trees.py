@@ -70,12 +70,13 @@ def run(job_cfg, output: str, coding: labels_lib.LabelCoding, splits: dict, base
     model = trees.make_model(coding.task, f.tree_iterations, f.tree_learning_rate, seed)
     model.fit(x["train"], splits["train"].targets)
     val = splits["val"]
-    scores = [loop_lib.score(finetuned.split_metrics(coding, out, val.targets), select)
-              for out in trees.staged_outputs(model, coding.task, x["val"])]
+    staged = list(trees.staged_outputs(model, coding.task, x["val"]))
+    scores = [loop_lib.score(finetuned.split_metrics(coding, out, val.targets), select) for out in staged]
     best = int(np.argmax([-np.inf if s is None else s for s in scores])) + 1
     if best < model.n_iter_:
-      model = trees.make_model(coding.task, best, f.tree_learning_rate, seed).fit(x["train"],
-                                                                                 splits["train"].targets)
+      model = (trees.first_iterations(model, best, coding.task, x["val"], staged[best - 1])
+               or trees.make_model(coding.task, best, f.tree_learning_rate, seed).fit(x["train"],
+                                                                                      splits["train"].targets))
     predictor = trees.TreesPredictor(engine, r, model, coding)
     os.makedirs(sdir, exist_ok=True)
     predictor.save(os.path.join(sdir, trees.MODEL_FILE))
