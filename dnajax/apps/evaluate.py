@@ -56,7 +56,15 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   labels = readers.short_names(list(files))
   record_file = np.array([files[r.source] for r in records], np.int64)
   selections.update(strata.source_strata(record_file[w.seq_index], labels, engine.seq_len))
-  out = strata.pop_sources(metrics.summarize(metrics.masked_sums(logp, targets, weights, selections)), labels)
+  out = metrics.summarize(metrics.masked_sums(logp, targets, weights, selections))
+  counts = np.array([sum(int((r.ids == b).sum()) for r in records) for b in tokens.BASE_IDS])
+  out["baselines"] = {"uniform": baselines.UNIFORM_ACCURACY,
+                      "majority_base_of_input": baselines.majority_base_result(counts, targets, weights, selections)}
+  if corpus_lib.is_corpus(rundir.corpus_dir(workdir)):
+    train = baselines.TrainingBaselines(corpus_lib.Corpus(rundir.corpus_dir(workdir)), mask_rate, engine.seq_len,
+                                        seed)
+    out["baselines"].update(train.evaluate(inputs_, targets, weights, selections))
+  strata.pop_sources(strata.attach_baselines(out), labels)
   for label, s in out["sources"].items():
     if not s["num_masked"]:
       warn(f"{label}: no A/C/G/T base was masked (only N, or too short at --mask-rate {mask_rate}); its `sources` "
@@ -65,13 +73,6 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
     rc_inputs = strata.reverse_complement_windows(inputs_)
     back = strata.from_reverse_strand(engine.log_probs(rc_inputs, progress=progress), rc_inputs)
     out["reverse_complement"] = strata.strand_consistency(logp, back, targets, weights)
-  counts = np.array([sum(int((r.ids == b).sum()) for r in records) for b in tokens.BASE_IDS])
-  out["baselines"] = {"uniform": baselines.UNIFORM_ACCURACY,
-                      "majority_base_of_input": baselines.majority_base_result(counts, targets, weights)}
-  if corpus_lib.is_corpus(rundir.corpus_dir(workdir)):
-    train = baselines.TrainingBaselines(corpus_lib.Corpus(rundir.corpus_dir(workdir)), mask_rate, engine.seq_len,
-                                        seed)
-    out["baselines"].update(train.evaluate(inputs_, targets, weights))
   cds = [r.cds_counts for r in records if r.cds_counts is not None]
   if cds:  # how the GenBank CDS features behind the coding strata were read (dnajax.data.features.KINDS)
     out["cds_features"] = {k: sum(c[k] for c in cds) for k in cds[0]}

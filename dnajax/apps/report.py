@@ -40,8 +40,9 @@ def source_labels(val: list[dict]) -> list[str]:
   found = {}
   for r in val:
     for key in r:
-      if key.startswith("val/sources/") and key.endswith("/masked_accuracy"):
-        found.setdefault(key[len("val/sources/"):-len("/masked_accuracy")], None)
+      label = key[len("val/sources/"):-len("/masked_accuracy")]
+      if key.startswith("val/sources/") and key.endswith("/masked_accuracy") and "/" not in label:
+        found.setdefault(label, None)  # (not val/sources/LABEL/baselines/...: training labels hold no '/')
   return list(found)
 
 
@@ -107,6 +108,8 @@ def summary_markdown(workdir: str, m: dict[str, list[dict]], images: list[str]) 
     for label, s in v.get("sources", {}).items():  # a corpus of several sources: each beside the overall number
       lines.append(f"| this model on {label} ({s.get('num_masked', '?')} masked) | "
                    f"{render.number(s.get('masked_accuracy'))} | {render.number(s.get('loss'))} |")
+      lines += [f"| {render.reference_label(row)} on {label} | {render.number(row['masked_accuracy'])} | "
+                f"{render.number(row['loss'])} |" for row in render.reference_rows(s)]
     for row in render.reference_rows(v):
       name = row["name"] + (" (exact)" if row["ceiling"] else "")
       lines.append(f"| {name} | {render.number(row['masked_accuracy'])} | {render.number(row['loss'])} |")

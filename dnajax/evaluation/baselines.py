@@ -97,12 +97,15 @@ class KmerModel:
       todo[cand[use]] = False
     return probs.reshape(ids.shape + (4,))
 
-  def sums(self, inputs_WxL, targets_WxL, weights_WxL, chunk: int = 256) -> dict:
-    """`metrics.masked_sums` of this model's predictions from `inputs_WxL` (MASK/N/PAD unobserved)."""
+  def sums(self, inputs_WxL, targets_WxL, weights_WxL, selections=None, chunk: int = 256) -> dict:
+    """`metrics.masked_sums` of this model's predictions from `inputs_WxL` (MASK/N/PAD unobserved), with the
+    strata of `selections` ({name: bool[W, L]}) where given."""
     total = None
     for a in range(0, len(inputs_WxL), chunk):
       logp = np.log(self.predict(inputs_WxL[a:a + chunk]))
-      total = metrics.add_sums(total, metrics.masked_sums(logp, targets_WxL[a:a + chunk], weights_WxL[a:a + chunk]))
+      part = {name: sel[a:a + chunk] for name, sel in (selections or {}).items()}
+      total = metrics.add_sums(total, metrics.masked_sums(logp, targets_WxL[a:a + chunk], weights_WxL[a:a + chunk],
+                                                          part))
     return total if total is not None else metrics.masked_sums(np.zeros((0, 4)), np.zeros(0, np.uint8),
                                                                 np.zeros(0, np.float32))
 
@@ -136,22 +139,34 @@ def train_sequences(corpus: Corpus, seed: int = 0) -> list[np.ndarray]:
   return corpus.sample("train", seed=seed)
 
 
-def kmer_result(model: KmerModel, inputs_WxL, targets_WxL, weights_WxL) -> dict:
-  """{masked_accuracy, loss, max_k, min_count} of the k-mer model on fixed masks."""
-  r = metrics.summarize(model.sums(inputs_WxL, targets_WxL, weights_WxL))
-  return {"masked_accuracy": r["masked_accuracy"], "loss": r["loss"], "max_k": model.max_k,
-          "min_count": model.min_count}
+def _with_strata(r: dict, out: dict) -> dict:
+  """`out` with {"strata": {name: {masked_accuracy, loss}}} from a summarised result `r` that has strata (those with
+  nothing masked are left out, as `metrics.summarize` does)."""
+  if r["strata"]:
+    out["strata"] = {name: {"masked_accuracy": st["masked_accuracy"], "loss": st["loss"]}
+                     for name, st in r["strata"].items()}
+  return out
 
 
-def majority_base_result(base_counts: np.ndarray, targets_WxL, weights_WxL) -> dict:
+def kmer_result(model: KmerModel, inputs_WxL, targets_WxL, weights_WxL, selections=None) -> dict:
+  """{masked_accuracy, loss, max_k, min_count} of the k-mer model on fixed masks; with `selections` ({name:
+  bool[W, L]}) also "strata": {name: {masked_accuracy, loss}}."""
+  r = metrics.summarize(model.sums(inputs_WxL, targets_WxL, weights_WxL, selections))
+  return _with_strata(r, {"masked_accuracy": r["masked_accuracy"], "loss": r["loss"], "max_k": model.max_k,
+                          "min_count": model.min_count})
+
+
+def majority_base_result(base_counts: np.ndarray, targets_WxL, weights_WxL, selections=None) -> dict:
   """The base-composition model of the training data: always predicts its most frequent base (masked accuracy)
   with the training base frequencies as the distribution (loss: their cross-entropy, pseudo-count 0.5).
 
-  Returns {base, masked_accuracy, loss}."""
+  Returns {base, masked_accuracy, loss}; with `selections` ({name: bool[W, L]}) also "strata": {name:
+  {masked_accuracy, loss}}."""
   counts = np.asarray(base_counts, np.float64)
   logp = np.log((counts + 0.5) / (counts.sum() + 2.0))
-  r = metrics.summarize(metrics.masked_sums(logp, targets_WxL, weights_WxL))
-  return {"base": tokens.BASES[int(np.argmax(counts))], "masked_accuracy": r["masked_accuracy"], "loss": r["loss"]}
+  r = metrics.summarize(metrics.masked_sums(logp, targets_WxL, weights_WxL, selections))
+  return _with_strata(r, {"base": tokens.BASES[int(np.argmax(counts))], "masked_accuracy": r["masked_accuracy"],
+                          "loss": r["loss"]})
 
 
 def bayes_result(hmm, inputs_WxL, targets_WxL, weights_WxL, chunk: int = 64) -> dict:
@@ -175,9 +190,11 @@ class TrainingBaselines:
     self.kmer = select_and_fit(train_sequences(corpus, seed), mask_rate, seq_len, seed)
     self.base_counts = corpus.base_counts("train", seed)
 
-  def evaluate(self, inputs_WxL, targets_WxL, weights_WxL) -> dict:
+  def evaluate(self, inputs_WxL, targets_WxL, weights_WxL, selections=None) -> dict:
     """The `baselines` part of the result schema: {"uniform": 0.25, "majority_base_of_training_data": {base,
-    masked_accuracy, loss}, "kmer_of_training_data": {masked_accuracy, loss, max_k, min_count}}."""
+    masked_accuracy, loss}, "kmer_of_training_data": {masked_accuracy, loss, max_k, min_count}}; with `selections`
+    each has its per-stratum "strata" as well (`strata.attach_baselines` moves them beside the model's)."""
     return {"uniform": UNIFORM_ACCURACY,
-            "majority_base_of_training_data": majority_base_result(self.base_counts, targets_WxL, weights_WxL),
-            "kmer_of_training_data": kmer_result(self.kmer, inputs_WxL, targets_WxL, weights_WxL)}
+            "majority_base_of_training_data": majority_base_result(self.base_counts, targets_WxL, weights_WxL,
+                                                                   selections),
+            "kmer_of_training_data": kmer_result(self.kmer, inputs_WxL, targets_WxL, weights_WxL, selections)}

@@ -46,7 +46,8 @@ def to_json(obj, indent: int | None = 1) -> str:
 def reference_rows(result: dict) -> list[dict]:
   """The Bayes limit and every baseline in `result`, in display order: {name, detail (parameters, e.g. "k=4"),
   predicts (the base a constant predictor always gives), masked_accuracy, loss (None where undefined), ceiling
-  (True for the exact Bayes limit)}. The one place that knows the `baselines` and `bayes` keys."""
+  (True for the exact Bayes limit)}. The one place that knows the `baselines` and `bayes` keys; also reads a
+  stratum's or source's entry (its `baselines` without parameters, `strata.attach_baselines`)."""
   rows = []
   if result.get("bayes"):
     rows.append({"name": "Bayes-optimal", "detail": None, "predicts": None, "ceiling": True,
@@ -54,12 +55,13 @@ def reference_rows(result: dict) -> list[dict]:
   b = result.get("baselines", {})
   if "kmer_of_training_data" in b:
     k = b["kmer_of_training_data"]
-    rows.append({"name": "k-mer context model", "detail": f"k={k['max_k']}", "predicts": None, "ceiling": False,
+    rows.append({"name": "k-mer context model", "detail": f"k={k['max_k']}" if "max_k" in k else None,
+                 "predicts": None, "ceiling": False,
                  "masked_accuracy": k["masked_accuracy"], "loss": k["loss"]})
   for key, name in (("majority_base_of_training_data", "majority base"),
                     ("majority_base_of_input", "majority base of input")):
     if key in b:
-      rows.append({"name": name, "detail": None, "predicts": b[key]["base"], "ceiling": False,
+      rows.append({"name": name, "detail": None, "predicts": b[key].get("base"), "ceiling": False,
                    "masked_accuracy": b[key]["masked_accuracy"], "loss": b[key].get("loss")})
   if "uniform" in b:
     rows.append({"name": "uniform", "detail": None, "predicts": None, "ceiling": False,
@@ -95,6 +97,13 @@ def validation_line(r: dict) -> str:
   return s + (" | " + ", ".join(parts) if parts else "")
 
 
+def beside(stratum: dict) -> str:
+  """'  | k-mer context model 0.4012, majority base (A) 0.2990' for a stratum's or source's baselines, or ''."""
+  rows = reference_rows(stratum)
+  return ("  | " + ", ".join(f"{reference_label(row)} {number(row['masked_accuracy'])}" for row in rows)
+          if rows else "")
+
+
 def result_text(r: dict) -> list[str]:
   """Lines for a result: summary, per base, strata, reverse complement, references."""
   lines = [f"masked_accuracy {number(r['masked_accuracy'])}   loss {number(r['loss'])} nats/base   "
@@ -103,11 +112,11 @@ def result_text(r: dict) -> list[str]:
     lines.append("per base: " + "  ".join(f"{b} {number(v)}" for b, v in r["per_base_accuracy"].items()))
   for name, st in r.get("strata", {}).items():
     lines.append(f"  {name:18s} masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
-                 f"n {st['num_masked']}")
+                 f"n {st['num_masked']}{beside(st)}")
   if len(r.get("sources", {})) > 1:
     for name, st in r["sources"].items():
       lines.append(f"  source {name}: masked_accuracy {number(st['masked_accuracy'])}  loss {number(st['loss'])}  "
-                   f"n {st['num_masked']}")
+                   f"n {st['num_masked']}{beside(st)}")
   rc = r.get("reverse_complement")
   if rc:
     lines.append(f"reverse complement: same prediction at {percent(rc.get('agreement'))}% of masked bases, "

@@ -35,6 +35,17 @@ def pop_sources(result: dict, labels: list[str]) -> dict:
   return result
 
 
+def attach_baselines(result: dict) -> dict:
+  """Each baseline's per-stratum numbers (`result["baselines"][NAME]["strata"]`, removed there) put beside the
+  model's, as `result["strata"][S]["baselines"][NAME]` ({masked_accuracy, loss}), so that each stratum's and each
+  source's number stands beside its baselines. Call before `pop_sources`. Returns `result`."""
+  for name, b in result.get("baselines", {}).items():
+    for stratum, r in (b.pop("strata", {}) if isinstance(b, dict) else {}).items():
+      if stratum in result["strata"]:
+        result["strata"][stratum].setdefault("baselines", {})[name] = r
+  return result
+
+
 def gc_strata(ids_WxL: np.ndarray) -> dict[str, np.ndarray]:
   """Each window's G+C fraction (of its A/C/G/T bases) in bins: {"gc_0.35-0.45": bool[W, L], ...}."""
   acgt = (ids_WxL >= tokens.A) & (ids_WxL <= tokens.T)

@@ -3,6 +3,8 @@ baselines fitted on the training split and, for synthetic data, the exact Bayes 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from dnajax.data import synthetic, windows
@@ -29,7 +31,7 @@ class Validation:
       self.strata.update(strata.source_strata(corpus.segment_sources("val")[w.seq_index], self.sources,
                                               cfg.data.seq_len))
     self.baselines = baselines.TrainingBaselines(corpus, self.mask_rate, cfg.data.seq_len, cfg.eval.seed).evaluate(
-        self.inputs, self.targets, self.weights)
+        self.inputs, self.targets, self.weights, self.strata)
     self.bayes = None
     if corpus.synthetic:
       self.bayes = baselines.bayes_result(synthetic.get_hmm(corpus.synthetic), self.inputs, self.targets,
@@ -42,13 +44,15 @@ class Validation:
 
   def run(self, engine: Engine) -> dict:
     """The result schema: masked_accuracy, loss, perplexity, num_masked, per_base_accuracy, strata, baselines,
-    for a corpus of several sources `sources` ({label: masked_accuracy, loss, ...}, `Corpus.source_labels`), and
+    for a corpus of several sources `sources` ({label: masked_accuracy, loss, ...}, `Corpus.source_labels`; each
+    stratum and source with its `baselines` {kmer_of_training_data, majority_base_of_training_data}), and
     for synthetic data bayes, fraction_of_bayes and excess_loss."""
     logp = engine.log_probs(self.inputs)
     out = metrics.summarize(metrics.masked_sums(logp, self.targets, self.weights, self.strata))
+    out["baselines"] = copy.deepcopy(self.baselines)
+    strata.attach_baselines(out)
     if len(self.sources) > 1:
       strata.pop_sources(out, self.sources)
-    out["baselines"] = dict(self.baselines)
     if self.bayes:
       out["bayes"] = dict(self.bayes)
       defined = out["num_masked"] > 0 and self.bayes["masked_accuracy"]

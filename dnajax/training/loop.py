@@ -196,6 +196,34 @@ def schedule_change(saved, cfg, step: int) -> str | None:
           + " ".join(f"--config.{k}={a}" for k, a, _ in changed))
 
 
+# What the training batches are drawn and masked from (not the model, not the schedule).
+DATA_KEYS = ("data.weights", "data.softmask_weight", "data.mask_rate", "data.mask_rate_max")
+EMPTY = "(empty: the corpus's own weights)"  # data.weights left empty
+
+
+def _shown(v) -> str:
+  return ",".join(f"{float(x):g}" for x in v) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(
+      v, float) else str(v)
+
+
+def data_change(saved, cfg, step: int) -> str | None:
+  """One line saying which of DATA_KEYS (the mixture weights, the soft-mask loss weight, the mask rates) differ
+  between the `saved` config and `cfg` when resuming at `step`, or None when none does (or the saved config
+  predates the key)."""
+  changed = []
+  for key in DATA_KEYS:
+    group, leaf = key.split(".")
+    a, b = saved.get(group, {}).get(leaf), cfg[group][leaf]
+    if a is not None and _shown(a) != _shown(b):
+      changed.append((key, _shown(a), _shown(b)))
+  if not changed:
+    return None
+  return (f"resuming at step {step} with {', '.join(f'{k} {a or EMPTY} -> {b or EMPTY}' for k, a, b in changed)} "
+          f"(the checkpoint's config -> this one): the batches from step {step} on are drawn and masked with the new "
+          "values, so the run is no longer the one its first steps began; to continue that run pass "
+          + " ".join(f"--config.{k}={a}" for k, a, _ in changed))
+
+
 def model_differences(saved, cfg) -> list[tuple[str, object, object]]:
   """[(model key, saved value, this config's value)] where the two model configs differ."""
   a, b = saved.model.to_dict(), cfg.model.to_dict()
@@ -203,9 +231,9 @@ def model_differences(saved, cfg) -> list[tuple[str, object, object]]:
 
 
 def resume(program: TrainProgram, ckpt: checkpoint.Checkpointer, step: int, previous=None) -> dict:
-  """The train state of checkpoint `step`; the log says when the learning-rate schedule differs from the one the
-  checkpoint was trained with (its saved config, else `previous`, the workdir's old config.json). Raises UserError
-  naming another model's checkpoint, or a checkpoint that cannot be read."""
+  """The train state of checkpoint `step`; the log says when the learning-rate schedule or the data (DATA_KEYS)
+  differ from the ones the checkpoint was trained with (its saved config, else `previous`, the workdir's old
+  config.json). Raises UserError naming another model's checkpoint, or a checkpoint that cannot be read."""
   cfg = program.cfg
   try:
     state, meta = program.restore(ckpt, step)
@@ -223,9 +251,10 @@ def resume(program: TrainProgram, ckpt: checkpoint.Checkpointer, step: int, prev
                     + " ".join(f"--config.model.{k}={a}" for k, a, _ in diff)) from None
   log.info("resumed from checkpoint step %d", step)
   saved = _saved_config(meta) or previous
-  note = schedule_change(saved, cfg, step) if saved is not None else None
-  if note and runtime.is_main():  # one line, not one per process
-    log.warning("%s", note)
+  notes = [schedule_change(saved, cfg, step), data_change(saved, cfg, step)] if saved is not None else []
+  for note in notes:
+    if note and runtime.is_main():  # one line, not one per process
+      log.warning("%s", note)
   return state
 
 

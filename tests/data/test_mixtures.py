@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dnajax import cli, config
+from dnajax.apps import report
 from dnajax.data import corpus, preparation, readers, tokens
 from dnajax.data import sampler as sampler_lib
 from dnajax.errors import UserError
@@ -142,8 +143,14 @@ def test_validation_and_evaluate_report_each_source(tmp_path, two_sources, capsy
   for label in ("big.fa", "small.fa"):
     assert 0 < val[f"val/sources/{label}/num_masked"] < val["val/num_masked"]
     assert val[f"val/sources/{label}/masked_accuracy"] is not None
+    # each source's number beside its baselines, fitted on the training split
+    assert 0.25 < val[f"val/sources/{label}/baselines/kmer_of_training_data/masked_accuracy"] < 1
+    assert val[f"val/sources/{label}/baselines/majority_base_of_training_data/loss"] > 0
+  assert "val/baselines/kmer_of_training_data/strata/source:big.fa/masked_accuracy" not in val
   assert cli.main(["report", "--workdir", w]) == 0
-  assert "| this model on small.fa" in open(os.path.join(w, "report.md")).read()
+  md = open(os.path.join(w, "report.md")).read()
+  assert "| this model on small.fa" in md and "| k-mer context model on small.fa |" in md
+  assert report.source_labels([val]) == ["big.fa", "small.fa"]  # one curve each, not one per baseline key
   capsys.readouterr()
   only_n = tmp_path / "only_N.fa"
   only_n.write_text(">n\n" + "N" * 500 + "\n")
@@ -154,3 +161,10 @@ def test_validation_and_evaluate_report_each_source(tmp_path, two_sources, capsy
   assert set(r["sources"]) == {"big.fa", "small.fa", "only_N.fa"}
   assert sum(s["num_masked"] for s in r["sources"].values()) == r["num_masked"]
   assert r["sources"]["only_N.fa"]["masked_accuracy"] is None and "only_N.fa: no A/C/G/T base" in out.err
+  for label in ("big.fa", "small.fa"):
+    assert set(r["sources"][label]["baselines"]) == {"majority_base_of_input", "kmer_of_training_data",
+                                                     "majority_base_of_training_data"}
+  assert "strata" not in r["baselines"]["kmer_of_training_data"]
+  assert cli.main(["evaluate", "--workdir", w, "--input", big, small, "--no-reverse-complement"]) == 0
+  text = capsys.readouterr().out
+  assert "source small.fa: masked_accuracy" in text and "| k-mer context model" in text.split("source small.fa")[1]

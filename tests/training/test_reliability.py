@@ -221,6 +221,26 @@ def test_resume_with_changed_steps_says_the_schedule_changes(tmp_path, caplog):
     loop.train_and_evaluate(config.load("configs/tiny.py", base + [("train.steps", "8")]), w, show_progress=False)
   assert "resumed from checkpoint step 8" in caplog.text and "schedule" not in caplog.text
   assert loop.schedule_change(config.load("configs/tiny.py"), config.load("configs/tiny.py"), 3) is None
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="dnajax"):  # other masks from here on: said in one line of its own
+    loop.train_and_evaluate(config.load("configs/tiny.py", base + [("train.steps", "10"), ("data.mask_rate", "0.2")]),
+                            w, show_progress=False)
+  data = [r.getMessage() for r in caplog.records if "drawn and masked" in r.getMessage()]
+  assert len(data) == 1 and "data.mask_rate 0.15 -> 0.2" in data[0] and "--config.data.mask_rate=0.15" in data[0]
+
+
+def test_data_change_names_the_weights_and_ignores_what_an_old_config_lacks():
+  old = config.load("configs/tiny.py", [("data.weights", "0.5,0.5")])
+  new = config.load("configs/tiny.py", [("data.weights", "0.9,0.1"), ("data.softmask_weight", "0.1")])
+  line = loop.data_change(old, new, 40)
+  assert "data.weights 0.5,0.5 -> 0.9,0.1" in line and "data.softmask_weight 1 -> 0.1" in line
+  assert "--config.data.weights=0.5,0.5 --config.data.softmask_weight=1" in line
+  assert loop.data_change(new, new, 40) is None
+  line = loop.data_change(config.load("configs/tiny.py"), new, 40)
+  assert "data.weights (empty: the corpus's own weights) -> 0.9,0.1" in line and "--config.data.weights= " in line
+  with old.unlocked():  # a run saved before the key existed
+    del old.data["softmask_weight"]
+  assert "softmask_weight" not in loop.data_change(old, new, 40)
 
 
 def test_another_models_checkpoint_is_named_as_such(tiny_run, tmp_path, capsys):
