@@ -37,6 +37,11 @@ def test_evaluate_json(tiny_run, tmp_path, capsys):
   assert st["repeat"]["num_masked"] + st["non_repeat"]["num_masked"] == r["num_masked"]
   assert sum(v["num_masked"] for k, v in st.items() if k.startswith("gc_")) == r["num_masked"]
   assert "coding" not in st  # FASTA carries no annotation
+  assert 0 < st["repeat"]["baselines"]["kmer_of_training_data"]["masked_accuracy"] < 1  # beside each stratum
+  assert "no training corpus" not in err
+  code, out, err = run_cli(capsys, "evaluate", "--workdir", "human-chr17", "--input", fa, "--json")
+  assert code == 0 and "kmer_of_training_data" not in json.loads(out)["baselines"]
+  assert "human-chr17: no training corpus here" in err  # why the k-mer model is not beside it
   rc = r["reverse_complement"]  # the mapping itself is tested in test_metrics
   assert 0 <= rc["agreement"] <= 1 and 0 <= rc["mean_tv_distance"] <= 1
   assert 0.2 < rc["masked_accuracy_from_reverse_strand"] < 1

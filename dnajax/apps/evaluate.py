@@ -64,11 +64,15 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
     train = baselines.TrainingBaselines(corpus_lib.Corpus(rundir.corpus_dir(workdir)), mask_rate, engine.seq_len,
                                         seed)
     out["baselines"].update(train.evaluate(inputs_, targets, weights, selections))
+  else:
+    warn(f"{workdir}: no training corpus here (a shipped or imported model), so the k-mer context model and the "
+         "training data's majority base cannot be fitted; the input's majority base and uniform stand beside the "
+         "model")
   strata.pop_sources(strata.attach_baselines(out), labels)
   for label, s in out["sources"].items():
     if not s["num_masked"]:
       warn(f"{label}: no A/C/G/T base was masked (only N, or too short at --mask-rate {mask_rate}); its `sources` "
-           "entry is null")
+           "entry has null values")
   if reverse_complement:
     rc_inputs = strata.reverse_complement_windows(inputs_)
     back = strata.from_reverse_strand(engine.log_probs(rc_inputs, progress=progress), rc_inputs)

@@ -66,18 +66,9 @@ def main(args, overrides) -> int:
   splits = {k: sum(s["length"] for s in c.split(k)) for k in ("train", "val")}
   print(f"prepared {args.output}: {len(c.segments)} segments from {c.index['num_records']} records, "
         f"{splits['train']:,} train / {splits['val']:,} val bases (split by {c.index['split_mode']})")
+  for line in c.source_warnings("--split blocks"):
+    warn(line)
   if len(c.sources()) > 1:
-    rows = c.source_table()
-    empty = [r["source"] for r in rows if not r["train_bases"] + r["val_bases"]]
-    if empty:
-      warn(f"{args.output}: {', '.join(empty)} gave no segment (all N, or records shorter than --min-len); "
-           "training draws nothing from them: give them weight 0 or leave them out")
-    missing = [r["source"] for r in rows if not r["val_bases"] and r["train_bases"]]
-    if missing and splits["val"]:
-      why = ("whole records are held out across all sources: prepare with --split blocks to validate every source"
-             if c.index["split_mode"] == "records" else "its records are too short for a held-out block of "
-             "--min-len bases")
-      warn(f"{args.output}: no validation bases from {', '.join(missing)}; validation will not report them ({why})")
     print(writers.tsv_table(c.source_table(), ["source", "files", "records", "train_bases", "val_bases", "weight"]),
           end="")
   return 0

@@ -178,6 +178,26 @@ class Corpus:
     weights = [by_group.get(name) for name in self.sources()]
     return None if any(w is None for w in weights) else weights
 
+  def source_warnings(self, split_option: str) -> list[str]:
+    """One line per problem of a mixture's sources (none for one source): sources that gave no segment, and
+    sources without validation bases (`split_option`: how the caller's user asks for a block split, e.g.
+    `--split blocks` or `--config.data.split=blocks`)."""
+    if len(self.sources()) < 2:
+      return []
+    rows, out = self.source_table(), []
+    empty = [r["source"] for r in rows if not r["train_bases"] + r["val_bases"]]
+    if empty:
+      out.append(f"{self.path}: {', '.join(empty)} gave no segment (all N, or records shorter than the minimum "
+                 "length); training draws nothing from them: give them weight 0 or leave them out")
+    missing = [r["source"] for r in rows if not r["val_bases"] and r["train_bases"]]
+    if missing and self.split("val"):
+      why = (f"whole records are held out across all sources: use {split_option} to validate every source"
+             if self.index["split_mode"] == "records" else "its records are too short for a held-out block of "
+             "the minimum length")
+      out.append(f"{self.path}: no validation bases from {', '.join(missing)}; validation will not report them "
+                 f"({why})")
+    return out
+
   def source_table(self) -> list[dict]:
     """Per source (`source_labels`): files, records, train_bases, val_bases and weight (None: not given)."""
     names, labels = self.sources(), self.source_labels()

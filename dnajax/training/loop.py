@@ -208,8 +208,8 @@ def _shown(v) -> str:
 
 def data_change(saved, cfg, step: int) -> str | None:
   """One line saying which of DATA_KEYS (the mixture weights, the soft-mask loss weight, the mask rates) differ
-  between the `saved` config and `cfg` when resuming at `step`, or None when none does (or the saved config
-  predates the key)."""
+  between the `saved` config (the checkpoint's: the settings of the run that wrote it) and `cfg` when resuming at
+  `step`, or None when none does (or the saved config predates the key)."""
   changed = []
   for key in DATA_KEYS:
     group, leaf = key.split(".")
@@ -220,7 +220,7 @@ def data_change(saved, cfg, step: int) -> str | None:
     return None
   return (f"resuming at step {step} with {', '.join(f'{k} {a or EMPTY} -> {b or EMPTY}' for k, a, b in changed)} "
           f"(the checkpoint's config -> this one): the batches from step {step} on are drawn and masked with the new "
-          "values, so the run is no longer the one its first steps began; to continue that run pass "
+          "values; to keep the checkpoint's settings pass "
           + " ".join(f"--config.{k}={a}" for k, a, _ in changed))
 
 
@@ -258,6 +258,45 @@ def resume(program: TrainProgram, ckpt: checkpoint.Checkpointer, step: int, prev
   return state
 
 
+# What the corpus of a run is built from: resuming with other values would rebuild it (other training and
+# validation bases under the same checkpoint). train.seed also draws the held-out records and blocks.
+CORPUS_KEYS = ("data.sources", "data.split", "data.val_fraction", "data.n_run", "data.min_len", "data.cds",
+               "data.format", "train.seed")
+SYNTHETIC_KEYS = ("data.synthetic_bases", "data.synthetic_record_len")
+
+
+def _same_sources(a, b) -> bool:
+  """The same entries, as given or as the same paths from here."""
+  a, b = [str(x) for x in a], [str(x) for x in b]
+  return a == b or [os.path.realpath(x) for x in a] == [os.path.realpath(x) for x in b]
+
+
+def check_same_corpus(previous, cfg, workdir: str) -> None:
+  """UserError when `workdir` holds checkpoints trained on a corpus other than the one `cfg` builds (CORPUS_KEYS,
+  and the synthetic generator's size for a synthetic source, differ from the run's config.json `previous`), naming
+  each difference and the options that resume the run on its own data."""
+  ckdir = rundir.checkpoints_dir(workdir, cfg)
+  if not os.path.isdir(ckdir) or not any(name.isdigit() for name in os.listdir(ckdir)):
+    return
+  synthetic = any(str(x).startswith(sources.SYNTHETIC_PREFIX) for x in cfg.data.sources)
+  diff = []
+  for key in CORPUS_KEYS + (SYNTHETIC_KEYS if synthetic else ()):
+    group, leaf = key.split(".")
+    a, b = previous.get(group, {}).get(leaf), cfg[group][leaf]
+    if a is None or (_same_sources(a, b) if key == "data.sources" else a == b):
+      continue
+    diff.append((key, a, b))
+  if not diff:
+    return
+  shown = {"data.sources": lambda v: " ".join(map(str, v))}
+  fixes = " ".join(f"--data {' '.join(map(str, a))}" if k == "data.sources" else f"--config.{k}={a}"
+                   for k, a, _ in diff)
+  raise UserError(f"{workdir}: holds checkpoints trained on other data ("
+                  + ", ".join(f"{k} {shown.get(k, str)(a)} there, {shown.get(k, str)(b)} here" for k, a, b in diff)
+                  + "); resuming would rebuild its corpus and change its training and validation bases; to resume "
+                  f"pass {fixes}, or train a new --workdir")
+
+
 def prepare_workdir(cfg, workdir: str):
   """Check the workdir against this config, then build (process 0) or open the corpus: (corpus, the workdir's
   config.json as it was, or None). config.json is written later, once the run is sure to train (`save_config`).
@@ -272,6 +311,7 @@ def prepare_workdir(cfg, workdir: str):
     if previous.model.to_dict() != cfg.model.to_dict():
       raise UserError(f"{workdir}: holds a run with a different model config; use a new --workdir or the same "
                       "--config.model.* values")
+    check_same_corpus(previous, cfg, workdir)
   os.makedirs(workdir, exist_ok=True)
   if runtime.is_main():
     corpus = sources.build_corpus(cfg.data, workdir, cfg.train.seed)
@@ -315,6 +355,8 @@ def set_up(cfg, workdir: str, program: TrainProgram, stop_at: int | None):
       shutil.rmtree(workdir, ignore_errors=True)
     raise
   log.info("%s", runtime.describe(program.mesh))
+  for line in corpus.source_warnings("--config.data.split=blocks") if runtime.is_main() else []:
+    log.warning("%s", line)
   log.info("corpus %s: %d bases, %d train / %d val segments; validation: %d masked bases%s", corpus.path,
            corpus.index["total_bases"], len(corpus.split("train")), len(corpus.split("val")),
            validation.num_masked,

@@ -168,3 +168,22 @@ def test_validation_and_evaluate_report_each_source(tmp_path, two_sources, capsy
   assert cli.main(["evaluate", "--workdir", w, "--input", big, small, "--no-reverse-complement"]) == 0
   text = capsys.readouterr().out
   assert "source small.fa: masked_accuracy" in text and "| k-mer context model" in text.split("source small.fa")[1]
+
+
+def test_sources_without_segments_or_validation_are_said_by_prepare_and_train(tmp_path, capsys, caplog):
+  rng = np.random.default_rng(0)
+  big = _fasta(tmp_path / "big.fa", rng, "AC", 9, 3_000)
+  small = _fasta(tmp_path / "small.fa", rng, "GT", 1, 3_000)
+  only_n = tmp_path / "only_n.fa"
+  only_n.write_text(">n\n" + "N" * 500 + "\n")
+  assert cli.main(["prepare", "--input", big, small, str(only_n), "--output", str(tmp_path / "c"),
+                   "--split", "records"]) == 0
+  err = capsys.readouterr().err
+  assert "only_n.fa gave no segment" in err and "no validation bases from small.fa" in err
+  assert "use --split blocks to validate every source" in err
+  cfg = config.load("configs/tiny.py", [("data.sources", f"{big},{small}"), ("data.split", "records"),
+                                         ("train.steps", "1"), ("eval.max_windows", "8")])
+  with caplog.at_level("WARNING", logger="dnajax"):
+    loop.train_and_evaluate(cfg, str(tmp_path / "run"), show_progress=False)
+  said = [r.getMessage() for r in caplog.records if "no validation bases" in r.getMessage()]
+  assert len(said) == 1 and "small.fa" in said[0] and "--config.data.split=blocks" in said[0]

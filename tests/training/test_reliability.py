@@ -276,3 +276,26 @@ def test_non_finite_config_values_are_refused_before_anything_is_written(tmp_pat
     loop.train_and_evaluate(config.load("configs/tiny.py", [("opt.learning_rate", "nan")]), str(w),
                             show_progress=False)
   assert not w.exists()
+
+
+def test_resuming_on_other_data_is_refused_and_the_corpus_kept(tiny_run, tmp_path, capsys):
+  """Another --data, split or seed under the same checkpoints would rebuild the corpus: one line, nothing changed."""
+  import shutil
+
+  from conftest import refused
+
+  run = tmp_path / "run"
+  shutil.copytree(tiny_run[0], run)
+  index = (run / "corpus" / "index.json").read_bytes()
+  config_json = (run / "config.json").read_bytes()
+  base = ["train", "--config", "configs/tiny.py", "--workdir", str(run), "--no-progress"]
+  line = refused(capsys, *base, "--data", str(_fasta(tmp_path)))
+  assert "holds checkpoints trained on other data (data.sources synthetic:structured there" in line
+  assert "--data synthetic:structured" in line and "new --workdir" in line
+  line = refused(capsys, *base, "--config.data.split=blocks", "--config.train.seed=3")
+  assert "data.split auto there, blocks here" in line and "train.seed 0 there, 3 here" in line
+  assert "--config.data.split=auto --config.train.seed=0" in line
+  assert (run / "corpus" / "index.json").read_bytes() == index and (run / "config.json").read_bytes() == config_json
+  # A run that has no checkpoint yet may still change its data.
+  prev = config.load("configs/tiny.py")
+  loop.check_same_corpus(prev, config.load("configs/tiny.py", [("data.split", "blocks")]), str(tmp_path / "new"))
