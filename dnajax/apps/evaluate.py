@@ -50,7 +50,9 @@ def evaluate(workdir: str, inputs: list[str], step: int | None = None, mask_rate
   logp = engine.log_probs(inputs_, progress=progress)
   selections = {**strata.gc_strata(w.ids), **strata.repeat_strata(w.soft)}
   if any(r.codon_position is not None for r in records):
-    labels = [r.codon_position if r.codon_position is not None else np.zeros(len(r.ids), np.int8) for r in records]
+    # A record that cannot carry CDS features (FASTA) is in neither coding nor non_coding: -1, unknown.
+    labels = [r.codon_position if r.codon_position is not None else np.full(len(r.ids), -1, np.int8)
+              for r in records]
     selections.update(strata.codon_strata(windows.tile([r.ids for r in records], labels, engine.seq_len).soft))
   files = {path: k for k, path in enumerate(dict.fromkeys(r.source for r in records))}
   labels = readers.short_names(list(files))

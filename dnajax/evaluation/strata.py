@@ -58,8 +58,8 @@ def gc_strata(ids_WxL: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def codon_strata(codon_WxL: np.ndarray) -> dict[str, np.ndarray]:
-  """Coding vs non-coding and codon positions 1/2/3, from int8 codon-position labels (0 outside a CDS; see
-  `dnajax.data.features.codon_positions`)."""
+  """Coding vs non-coding and codon positions 1/2/3, from int8 codon-position labels (0 outside a CDS, -1 where
+  unknown: in neither; see `dnajax.data.features.codon_positions`)."""
   out = {"coding": codon_WxL > 0, "non_coding": codon_WxL == 0}
   for k in (1, 2, 3):
     out[f"codon_position_{k}"] = codon_WxL == k

@@ -97,6 +97,13 @@ def test_remote_parts_and_codon_start_through_the_commands(tiny_run, tmp_path, c
   assert r["cds_features"]["skipped_remote_part"] == 1 and r["cds_features"]["kept"] == 7
   coding = sum(len(g) - 1 for g in genes) + 90  # every partial gene from its second base; R1's local CDS only
   assert abs(r["strata"]["coding"]["num_masked"] - 0.5 * coding) < 0.1 * coding
+  fasta = tmp_path / "plain.fa"  # no annotation possible: beside the GenBank file it is in neither stratum
+  fasta.write_text(">plain\n" + body + "\n")
+  assert cli.main(["evaluate", "--workdir", tiny_run[0], "--input", str(gb), str(fasta), "--json", "--mask-rate",
+                   "0.5", "--no-reverse-complement"]) == 0
+  both = json.loads(capsys.readouterr().out)
+  st, src = both["strata"], both["sources"]
+  assert st["coding"]["num_masked"] + st["non_coding"]["num_masked"] == src["cds.gb"]["num_masked"]
   w = tmp_path / "w"
   assert cli.main(["train", "--config", "tiny", "--workdir", str(w), "--data", str(gb), "--no-progress",
                    "--config.data.cds=True", "--config.data.seq_len=48", "--config.data.min_len=30",
