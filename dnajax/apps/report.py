@@ -40,9 +40,9 @@ def source_labels(val: list[dict]) -> list[str]:
   found = {}
   for r in val:
     for key in r:
-      label = key[len("val/sources/"):-len("/masked_accuracy")]
-      if key.startswith("val/sources/") and key.endswith("/masked_accuracy") and "/" not in label:
-        found.setdefault(label, None)  # (not val/sources/LABEL/baselines/...: training labels hold no '/')
+      parts = key.split("/")  # val/sources/LABEL/masked_accuracy; not .../LABEL/baselines/NAME/masked_accuracy
+      if len(parts) == 4 and parts[:2] == ["val", "sources"] and parts[3] == "masked_accuracy":
+        found.setdefault(parts[2], None)
   return list(found)
 
 

@@ -174,15 +174,22 @@ def _saved_config(meta: dict | None):
     return None
 
 
-def _value(cfg, key: str):
-  group, leaf = key.split(".")
-  return cfg[group][leaf]
+def differences(saved, cfg, keys, same=lambda a, b: a == b) -> list[tuple[str, object, object]]:
+  """[(key, saved value, this config's value)] for the "group.leaf" `keys` where `same` says the two differ; a key
+  the saved config lacks (an older run's) is left out."""
+  out = []
+  for key in keys:
+    group, leaf = key.split(".")
+    a, b = saved.get(group, {}).get(leaf), cfg[group][leaf]
+    if a is not None and not same(a, b):
+      out.append((key, a, b))
+  return out
 
 
 def schedule_change(saved, cfg, step: int) -> str | None:
   """One line saying how the learning-rate schedule at `step` changes from the `saved` config's to `cfg`'s, or
   None when every key it is made of (SCHEDULE_KEYS) is the same."""
-  changed = [(k, _value(saved, k), _value(cfg, k)) for k in SCHEDULE_KEYS if _value(saved, k) != _value(cfg, k)]
+  changed = differences(saved, cfg, SCHEDULE_KEYS)
   if not changed:
     return None
   old, new = (float(optim.schedule(c.opt.learning_rate, c.opt.warmup_steps, c.train.steps, c.opt.end_lr_fraction)(step))
@@ -210,12 +217,8 @@ def data_change(saved, cfg, step: int) -> str | None:
   """One line saying which of DATA_KEYS (the mixture weights, the soft-mask loss weight, the mask rates) differ
   between the `saved` config (the checkpoint's: the settings of the run that wrote it) and `cfg` when resuming at
   `step`, or None when none does (or the saved config predates the key)."""
-  changed = []
-  for key in DATA_KEYS:
-    group, leaf = key.split(".")
-    a, b = saved.get(group, {}).get(leaf), cfg[group][leaf]
-    if a is not None and _shown(a) != _shown(b):
-      changed.append((key, _shown(a), _shown(b)))
+  changed = [(k, _shown(a), _shown(b))
+             for k, a, b in differences(saved, cfg, DATA_KEYS, lambda a, b: _shown(a) == _shown(b))]
   if not changed:
     return None
   return (f"resuming at step {step} with {', '.join(f'{k} {a or EMPTY} -> {b or EMPTY}' for k, a, b in changed)} "
@@ -258,10 +261,11 @@ def resume(program: TrainProgram, ckpt: checkpoint.Checkpointer, step: int, prev
   return state
 
 
-# What the corpus of a run is built from: resuming with other values would rebuild it (other training and
-# validation bases under the same checkpoint). train.seed also draws the held-out records and blocks.
-CORPUS_KEYS = ("data.sources", "data.split", "data.val_fraction", "data.n_run", "data.min_len", "data.cds",
-               "data.format", "train.seed")
+# What the corpus of a run is built from, besides data.sources (compared as paths): resuming with other values would
+# rebuild it (other training and validation bases under the same checkpoint). train.seed also draws the held-out
+# records and blocks.
+CORPUS_KEYS = ("data.split", "data.val_fraction", "data.n_run", "data.min_len", "data.cds", "data.format",
+               "train.seed")
 SYNTHETIC_KEYS = ("data.synthetic_bases", "data.synthetic_record_len")
 
 
@@ -272,27 +276,22 @@ def _same_sources(a, b) -> bool:
 
 
 def check_same_corpus(previous, cfg, workdir: str) -> None:
-  """UserError when `workdir` holds checkpoints trained on a corpus other than the one `cfg` builds (CORPUS_KEYS,
-  and the synthetic generator's size for a synthetic source, differ from the run's config.json `previous`), naming
+  """UserError when `workdir` holds checkpoints trained on a corpus other than the one `cfg` builds (data.sources,
+  CORPUS_KEYS or, for a synthetic source, its size differ from the run's config.json `previous`), naming
   each difference and the options that resume the run on its own data."""
   ckdir = rundir.checkpoints_dir(workdir, cfg)
   if not os.path.isdir(ckdir) or not any(name.isdigit() for name in os.listdir(ckdir)):
     return
   synthetic = any(str(x).startswith(sources.SYNTHETIC_PREFIX) for x in cfg.data.sources)
-  diff = []
-  for key in CORPUS_KEYS + (SYNTHETIC_KEYS if synthetic else ()):
-    group, leaf = key.split(".")
-    a, b = previous.get(group, {}).get(leaf), cfg[group][leaf]
-    if a is None or (_same_sources(a, b) if key == "data.sources" else a == b):
-      continue
-    diff.append((key, a, b))
+  diff = differences(previous, cfg, ("data.sources",), _same_sources) + differences(
+      previous, cfg, CORPUS_KEYS + (SYNTHETIC_KEYS if synthetic else ()))
   if not diff:
     return
-  shown = {"data.sources": lambda v: " ".join(map(str, v))}
-  fixes = " ".join(f"--data {' '.join(map(str, a))}" if k == "data.sources" else f"--config.{k}={a}"
-                   for k, a, _ in diff)
+  text = {k: (" ".join(map(str, a)), " ".join(map(str, b))) if k == "data.sources" else (str(a), str(b))
+          for k, a, b in diff}
+  fixes = " ".join(f"--data {text[k][0]}" if k == "data.sources" else f"--config.{k}={text[k][0]}" for k in text)
   raise UserError(f"{workdir}: holds checkpoints trained on other data ("
-                  + ", ".join(f"{k} {shown.get(k, str)(a)} there, {shown.get(k, str)(b)} here" for k, a, b in diff)
+                  + ", ".join(f"{k} {a} there, {b} here" for k, (a, b) in text.items())
                   + "); resuming would rebuild its corpus and change its training and validation bases; to resume "
                   f"pass {fixes}, or train a new --workdir")
 
